@@ -1,0 +1,11 @@
+"""The code location: every domain's definitions plus the shared resources."""
+
+import dagster as dg
+
+from botpipeline.defs import raw
+from botpipeline.defs.resources import Warehouse
+
+defs = dg.Definitions.merge(
+    raw.defs,
+    dg.Definitions(resources={"warehouse": Warehouse()}),
+)

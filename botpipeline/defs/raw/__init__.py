@@ -1,0 +1,15 @@
+"""The raw domain: source files as they arrived, one table per message kind."""
+
+import dagster as dg
+
+from botpipeline.defs.raw.jobs import daily_pipeline_job
+from botpipeline.defs.raw.schedules import daily_refresh_schedule
+from botpipeline.defs.raw.sensors import twitterstream_files_sensor
+from botpipeline.defs.raw.twitterstream import raw_tweets
+
+defs = dg.Definitions(
+    assets=[raw_tweets],
+    jobs=[daily_pipeline_job],
+    sensors=[twitterstream_files_sensor],
+    schedules=[daily_refresh_schedule],
+)

@@ -1,0 +1,68 @@
+"""The warehouse resource: where inputs are, where the lake is, the analysts' database."""
+
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+from dagster_duckdb import DuckDBResource
+from pydantic import Field
+
+from botpipeline.storage.catalog import CatalogRefresh, publish_catalog
+from botpipeline.storage.lake import ParquetLake
+
+
+def default_data_dir() -> str:
+    return os.environ.get("BOTPIPELINE_DATA_DIR", "data")
+
+
+def default_analysts_database() -> str:
+    return os.environ.get("BOTPIPELINE_DUCKDB",
+                          str(Path(default_data_dir()) / "botpipeline.duckdb"))
+
+
+class Warehouse(DuckDBResource):
+    """DuckDB over the Parquet lake.
+
+    ``get_connection()`` (from dagster-duckdb) opens the compute session (``database``,
+    in-memory by default) with a view per lake table. Data lives in ``<data_dir>/lake``;
+    ``analysts_database`` is the file analysts open, holding only views.
+    """
+
+    database: str = Field(default=":memory:", description="DuckDB compute session.")
+    data_dir: str = Field(default_factory=default_data_dir,
+                          description="Inputs under incoming/, the lake under lake/.")
+    analysts_database: str = Field(default_factory=default_analysts_database,
+                                   description="The DuckDB file analysts open (views only).")
+    memory_limit: str = Field(default="2GB", description="DuckDB memory limit for a step.")
+    workers: int = Field(default=2, description="Threads for decompression and parsing.")
+
+    @property
+    def lake(self) -> ParquetLake:
+        return ParquetLake(Path(self.data_dir) / "lake")
+
+    def incoming(self, source: str) -> Path:
+        return Path(self.data_dir) / "incoming" / source
+
+    @contextmanager
+    def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        config = {"memory_limit": self.memory_limit, **self.connection_config}
+        with DuckDBResource(database=self.database, connection_config=config
+                            ).get_connection() as con:
+            self.lake.register_views(con)
+            yield con
+
+    def refresh_catalog(self, log: dg.DagsterLogManager | None = None) -> CatalogRefresh:
+        from botpipeline.defs.marts import mart_views
+
+        result = publish_catalog(self.lake, self.analysts_database, mart_views())
+        if log is not None:
+            if result.published:
+                log.info(f"analysts' database {result.database}: {len(result.views)} views")
+            else:
+                log.warning(f"{result.reason}. New partitions are visible through the existing "
+                            f"views; run `botpipeline catalog` to add new tables later.")
+        return result

@@ -1,0 +1,1 @@
+"""Reader for Internet Archive Twitter Stream Grab days (v1.1 stream messages)."""
