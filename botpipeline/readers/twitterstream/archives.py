@@ -11,6 +11,7 @@ before the damage.
 from __future__ import annotations
 
 import bz2
+import io
 import tarfile
 import zipfile
 import zlib
@@ -122,6 +123,9 @@ def _tar_members(path: Path, rel: str) -> Iterator[Member | Problem | Skipped]:
                               f"{exc}; later members lost")
                 return
             if info is None:
+                if not _has_end_marker(path, tar):
+                    yield Problem(rel, last, "file", f"tar archive truncated after member "
+                                  f"{last!r} (no end-of-archive marker); later members lost")
                 return
             last = info.name
             if not info.isfile():
@@ -134,14 +138,32 @@ def _tar_members(path: Path, rel: str) -> Iterator[Member | Problem | Skipped]:
                 handle = tar.extractfile(info)
                 data = handle.read() if handle else b""
             except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-                yield Problem(rel, info.name, "member", f"cannot read tar member: {exc}")
-                return
-            if len(data) < info.size:  # archive cut inside this member
-                yield Member(rel, info.name, data)
+                partial = _partial_member(path, tar, info)
+                if partial:  # archive cut inside this member: keep what is there
+                    yield Member(rel, info.name, partial)
                 yield Problem(rel, info.name, "file", f"tar archive truncated inside member "
-                              f"{info.name!r} ({len(data)} of {info.size} bytes)")
+                              f"{info.name!r} ({len(partial)} of {info.size} bytes): {exc}")
                 return
             yield Member(rel, info.name, data)
+
+
+def _partial_member(path: Path, tar: tarfile.TarFile, info: tarfile.TarInfo) -> bytes:
+    """The bytes of a member that a cut plain tar still holds (none for compressed tars)."""
+    if not isinstance(tar.fileobj, io.BufferedReader):
+        return b""
+    with open(path, "rb") as handle:
+        handle.seek(info.offset_data)
+        return handle.read(info.size)
+
+
+def _has_end_marker(path: Path, tar: tarfile.TarFile) -> bool:
+    """tarfile stops quietly at a cut header; a whole archive ends in two zero blocks."""
+    if not isinstance(tar.fileobj, io.BufferedReader):
+        return True  # compressed tar: a cut stream raises EOFError instead
+    with open(path, "rb") as handle:
+        handle.seek(tar.offset)
+        tail = handle.read(2 * tarfile.BLOCKSIZE)
+    return len(tail) == 2 * tarfile.BLOCKSIZE and not tail.strip(b"\x00")
 
 
 def _zip_members(path: Path, rel: str) -> Iterator[Member | Problem | Skipped]:

@@ -1,0 +1,116 @@
+"""`botpipeline`: run the daily pipeline on the shipped sample, refresh the analysts' views.
+
+    botpipeline run [--date YYYY-MM-DD ...]   every date folder under incoming/ (or the given)
+    botpipeline catalog                       re-publish the analysts' views
+    botpipeline sample [...]                  regenerate the shipped Stream Grab sample
+
+Runs go through the Dagster instance in $DAGSTER_HOME (default ./.dagster, created with the
+project's dagster.yaml), so they show up in the UI started with `dagster dev`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+DEFAULT_HOME = Path(".dagster")
+_INSTANCE_CONFIG = Path(__file__).parent / "dagster.yaml"
+
+
+def ensure_dagster_home() -> Path:
+    """Use $DAGSTER_HOME, or ./.dagster with the project's instance config."""
+    home = Path(os.environ.get("DAGSTER_HOME") or DEFAULT_HOME.absolute())
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists():
+        shutil.copy(_INSTANCE_CONFIG, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _incoming_dates(data_dir: Path) -> list[str]:
+    from botpipeline.defs.partitions import daily_partitions
+
+    root = data_dir / "incoming" / "twitterstream"
+    names = sorted(p.name for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
+    return [n for n in names if _is_key(daily_partitions, n)]
+
+
+def _is_key(partitions, name: str) -> bool:
+    try:
+        return partitions.has_partition_key(name)
+    except Exception:  # not a date at all
+        return False
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    ensure_dagster_home()
+    import dagster as dg
+
+    from botpipeline.definitions import defs
+    from botpipeline.defs.resources import Warehouse
+
+    warehouse = Warehouse()
+    dates = args.date or _incoming_dates(Path(warehouse.data_dir))
+    if not dates:
+        print(f"no date folders under {warehouse.incoming('twitterstream')}", file=sys.stderr)
+        return 1
+    job = defs.resolve_job_def("daily_pipeline")
+    failed = []
+    with dg.DagsterInstance.get() as instance:
+        for key in dates:
+            print(f"== {key}: materializing {job.name}", flush=True)
+            result = job.execute_in_process(partition_key=key, instance=instance,
+                                            raise_on_error=False)
+            if not result.success:
+                failed.append(key)
+                continue
+            for event in result.get_asset_materialization_events():
+                meta = event.materialization.metadata
+                rows = meta.get("dagster/row_count")
+                print(f"   {event.asset_key.to_user_string()}: "
+                      f"{rows.value if rows else '?'} rows")
+    print(f"analysts' database: {warehouse.analysts_database}")
+    if failed:
+        print(f"FAILED dates: {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from botpipeline.defs.resources import Warehouse
+
+    result = Warehouse().refresh_catalog()
+    if not result.published:
+        print(result.reason, file=sys.stderr)
+        return 1
+    print(f"{result.database}: {len(result.views)} views")
+    for name, why in result.skipped_views.items():
+        print(f"  skipped {name}: {why}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="botpipeline", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the daily pipeline for date folders under incoming/")
+    run.add_argument("--date", action="append", help="a collection date (repeatable)")
+    run.set_defaults(func=cmd_run)
+    catalog = sub.add_parser("catalog", help="re-publish the analysts' DuckDB views")
+    catalog.set_defaults(func=cmd_catalog)
+    sample = sub.add_parser("sample", help="regenerate the shipped Twitter Stream Grab sample",
+                            add_help=False)
+    sample.set_defaults(func=None)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "sample":
+        from botpipeline.samples.twitterstream import main as sample_main
+
+        return sample_main(rest) or 0
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
