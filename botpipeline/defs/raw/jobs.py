@@ -2,13 +2,11 @@
 
 import dagster as dg
 
-from botpipeline.defs.partitions import daily_partitions
 from botpipeline.defs.raw.twitterstream import raw_tweets
 
 # The main job: one collection date through every daily asset downstream of ingestion.
 daily_pipeline_job = dg.define_asset_job(
     "daily_pipeline",
     selection=dg.AssetSelection.assets(raw_tweets).downstream(),
-    partitions_def=daily_partitions,
     description="Ingest one collection date and refresh everything computed from it.",
 )
