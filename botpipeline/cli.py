@@ -53,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from botpipeline.defs.resources import Warehouse
 
     warehouse = Warehouse()
-    dates = args.date or _incoming_dates(Path(warehouse.data_dir))
+    dates = args.date or _incoming_dates(warehouse.data_path)
     if not dates:
         print(f"no date folders under {warehouse.incoming('twitterstream')}", file=sys.stderr)
         return 1
@@ -72,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 rows = meta.get("dagster/row_count")
                 print(f"   {event.asset_key.to_user_string()}: "
                       f"{rows.value if rows else '?'} rows")
-    print(f"analysts' database: {warehouse.analysts_database}")
+    print(f"analysts' database: {warehouse.analysts_database_path}")
     if failed:
         print(f"FAILED dates: {failed}", file=sys.stderr)
         return 1

@@ -19,11 +19,6 @@ def default_data_dir() -> str:
     return os.environ.get("BOTPIPELINE_DATA_DIR", "data")
 
 
-def default_analysts_database() -> str:
-    return os.environ.get("BOTPIPELINE_DUCKDB",
-                          str(Path(default_data_dir()) / "botpipeline.duckdb"))
-
-
 class Warehouse(DuckDBResource):
     """DuckDB over the Parquet lake.
 
@@ -33,19 +28,30 @@ class Warehouse(DuckDBResource):
     """
 
     database: str = Field(default=":memory:", description="DuckDB compute session.")
-    data_dir: str = Field(default_factory=default_data_dir,
-                          description="Inputs under incoming/, the lake under lake/.")
-    analysts_database: str = Field(default_factory=default_analysts_database,
-                                   description="The DuckDB file analysts open (views only).")
+    data_dir: str = Field(default="", description="Inputs under incoming/, the lake under "
+                          "lake/. Empty: $BOTPIPELINE_DATA_DIR (default 'data'), read at run time.")
+    analysts_database: str = Field(default="", description="The DuckDB file analysts open "
+                                   "(views only). Empty: $BOTPIPELINE_DUCKDB (default "
+                                   "'<data dir>/botpipeline.duckdb').")
     memory_limit: str = Field(default="2GB", description="DuckDB memory limit for a step.")
     workers: int = Field(default=2, description="Threads for decompression and parsing.")
 
     @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir or default_data_dir())
+
+    @property
+    def analysts_database_path(self) -> Path:
+        if self.analysts_database:
+            return Path(self.analysts_database)
+        return Path(os.environ.get("BOTPIPELINE_DUCKDB", self.data_path / "botpipeline.duckdb"))
+
+    @property
     def lake(self) -> ParquetLake:
-        return ParquetLake(Path(self.data_dir) / "lake")
+        return ParquetLake(self.data_path / "lake")
 
     def incoming(self, source: str) -> Path:
-        return Path(self.data_dir) / "incoming" / source
+        return self.data_path / "incoming" / source
 
     @contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -58,7 +64,7 @@ class Warehouse(DuckDBResource):
     def refresh_catalog(self, log: dg.DagsterLogManager | None = None) -> CatalogRefresh:
         from botpipeline.defs.marts import mart_views
 
-        result = publish_catalog(self.lake, self.analysts_database, mart_views())
+        result = publish_catalog(self.lake, self.analysts_database_path, mart_views())
         if log is not None:
             if result.published:
                 log.info(f"analysts' database {result.database}: {len(result.views)} views")

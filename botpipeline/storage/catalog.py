@@ -35,7 +35,9 @@ def publish_catalog(lake: ParquetLake, database: str | os.PathLike[str],
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(str(path))
-    except duckdb.IOException as exc:  # another process holds the file (an analyst's session)
+    except (duckdb.IOException, duckdb.ConnectionException) as exc:
+        # Another process holds the file (an analyst's session), or this process holds it
+        # with another configuration (a notebook's read-only connection).
         return CatalogRefresh(False, str(path), reason=f"database busy, views not refreshed: {exc}")
     try:
         refs = lake.register_views(con)

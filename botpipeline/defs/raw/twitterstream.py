@@ -7,7 +7,6 @@ raw.quarantine, raw.stream_message_counts and raw.ingest_members.
 
 
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -58,7 +57,7 @@ def raw_tweets(context: dg.AssetExecutionContext, config: TwitterStreamConfig,
     context.log.info(
         f"{key}: {report.rows['tweets']:,} tweets, {report.rows['deletions']:,} deletions, "
         f"{report.quarantined_lines:,} quarantined lines in {report.seconds:.1f}s")
-    warehouse.refresh_catalog(context.log)
+    catalog = warehouse.refresh_catalog(context.log)
 
     with warehouse.get_connection() as con:
         where = f"collection_date = DATE '{key}'"
@@ -79,7 +78,7 @@ def raw_tweets(context: dg.AssetExecutionContext, config: TwitterStreamConfig,
 
     lines = report.lines_read
     share = report.quarantined_lines / lines if lines else 0.0
-    plot_path = Path(warehouse.data_dir) / "plots" / "raw" / "tweets" / f"{key}.png"
+    plot_path = warehouse.data_path / "plots" / "raw" / "tweets" / f"{key}.png"
     metadata = {
         "dagster/row_count": report.rows["tweets"],
         "dagster/table_name": "raw.tweets",
@@ -102,7 +101,11 @@ def raw_tweets(context: dg.AssetExecutionContext, config: TwitterStreamConfig,
         "seconds": round(report.seconds, 2),
         "tweets_per_second": round(report.tweet_lines / report.seconds) if report.seconds else 0,
         "preview": markdown_preview(preview),
+        "analysts_database": dg.MetadataValue.path(catalog.database),
+        "analysts_views_refreshed": catalog.published,
     }
+    if not catalog.published:
+        metadata["analysts_views_not_refreshed_because"] = catalog.reason
     if hourly.height:
         metadata["tweets_per_hour"] = png_metadata(
             tweets_per_hour(hourly, f"raw.tweets {key}"), plot_path)
