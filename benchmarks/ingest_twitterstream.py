@@ -7,7 +7,7 @@ Three contenders read the same per-minute ``.json.bz2`` / ``.json.gz`` members o
   seed       the Open Assistant scripts' approach: per file, json lines -> pandas DataFrame
              (standardized columns) -> one Parquet file per member
   project    botpipeline's ingest_day(): raw.* tables for the date, deduplicated
-Each runs in its own process so its peak RSS is its own. Prints tweets/s, the ratios, and
+Each runs in its own process; peak RSS is sampled over that process and its children. Prints tweets/s, the ratios, and
 peak memory. Needs the bench extra (pandas): pip install -e ".[bench]".
 """
 
@@ -18,7 +18,6 @@ import bz2
 import gzip
 import json
 import multiprocessing as mp
-import resource
 import shutil
 import sys
 import tarfile
@@ -26,6 +25,8 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+import psutil
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 DAY = date(2021, 1, 1)
@@ -100,18 +101,34 @@ def _child(name: str, day_dir: str, out: str, workers: int, queue) -> None:
     started = time.perf_counter()
     result = fn(Path(day_dir), Path(out), **kwargs)
     result["seconds"] = time.perf_counter() - started
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put(result)
 
 
+def _tree_rss(proc: psutil.Process) -> int:
+    """Resident memory of a process and all its children (the project's worker processes)."""
+    total = 0
+    for member in [proc, *proc.children(recursive=True)]:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
 def measure(name: str, day_dir: Path, workers: int) -> dict:
+    """Run one contender in a fresh process; sample the RSS of its process tree every 50 ms."""
     out = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-    queue = mp.get_context("spawn").Queue()
-    proc = mp.get_context("spawn").Process(target=_child,
-                                           args=(name, str(day_dir), str(out), workers, queue))
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(name, str(day_dir), str(out), workers, queue))
     proc.start()
+    watched, peak = psutil.Process(proc.pid), 0
+    while queue.empty() and proc.is_alive():
+        peak = max(peak, _tree_rss(watched))
+        time.sleep(0.05)
     result = queue.get()
     proc.join()
+    result["peak_rss_mb"] = peak / 2**20
     shutil.rmtree(out, ignore_errors=True)
     return result
 

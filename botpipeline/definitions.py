@@ -2,10 +2,13 @@
 
 import dagster as dg
 
-from botpipeline.defs import raw
+from botpipeline.defs import conversations, core, exports, raw
 from botpipeline.defs.resources import Warehouse
 
 defs = dg.Definitions.merge(
     raw.defs,
+    core.defs,
+    conversations.defs,
+    exports.defs,
     dg.Definitions(resources={"warehouse": Warehouse()}),
 )

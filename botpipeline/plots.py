@@ -24,3 +24,19 @@ def tweets_per_hour(frame: pl.DataFrame, title: str):
     ax.set_title(title)
     ax.legend(fontsize=8, ncol=4)
     return fig
+
+
+def thread_sizes(sizes: list[int], title: str):
+    """Histogram of posts per thread on log-spaced bins (most threads are tiny)."""
+    import numpy as np
+
+    fig, ax = plt.subplots(figsize=(6, 3))
+    top = max(sizes) if sizes else 1
+    bins = np.unique(np.logspace(0, np.log10(top + 1), 30).astype(int))
+    ax.hist(sizes, bins=bins if len(bins) > 1 else 1, color="#4c72b0")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("posts in thread")
+    ax.set_ylabel("threads")
+    ax.set_title(title)
+    return fig

@@ -5,3 +5,7 @@ import dagster as dg
 # The Internet Archive's Twitter Stream Grab starts in September 2011. end_offset=1 makes
 # today's partition exist, so a collector or a file dropped today can be ingested today.
 daily_partitions = dg.DailyPartitionsDefinition(start_date="2011-09-01", end_offset=1)
+
+# One partition per OASIS simulation run (the run id); the OASIS sensor adds them as run
+# folders appear under incoming/oasis/.
+oasis_runs = dg.DynamicPartitionsDefinition(name="oasis_runs")

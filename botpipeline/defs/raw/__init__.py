@@ -2,14 +2,16 @@
 
 import dagster as dg
 
-from botpipeline.defs.raw.jobs import daily_pipeline_job
+from botpipeline.defs.raw.jobs import daily_pipeline_job, simulation_pipeline_job
+from botpipeline.defs.raw.oasis import raw_oasis_posts
+from botpipeline.defs.raw.oasis_sensor import oasis_runs_sensor
 from botpipeline.defs.raw.schedules import daily_refresh_schedule
 from botpipeline.defs.raw.sensors import twitterstream_files_sensor
 from botpipeline.defs.raw.twitterstream import raw_tweets
 
 defs = dg.Definitions(
-    assets=[raw_tweets],
-    jobs=[daily_pipeline_job],
-    sensors=[twitterstream_files_sensor],
+    assets=[raw_tweets, raw_oasis_posts],
+    jobs=[daily_pipeline_job, simulation_pipeline_job],
+    sensors=[twitterstream_files_sensor, oasis_runs_sensor],
     schedules=[daily_refresh_schedule],
 )

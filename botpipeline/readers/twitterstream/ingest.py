@@ -1,20 +1,23 @@
 """Ingest one collection date of Twitter Stream Grab files into the lake's ``raw`` tables.
 
-Members are decompressed and parsed on a small thread pool (bz2, zlib and polars all release
-the GIL), parsed frames are staged as Parquet parts as they come, and DuckDB then deduplicates
-the staged parts into one file per table and date. Memory stays bounded by the number of
-members in flight plus one staging buffer, whatever the size of the day.
+Members are grouped into batches of a few MB; worker processes decompress and parse each batch
+and stage its frames as Parquet parts; DuckDB then deduplicates the staged parts into one file
+per table and date. Memory stays bounded by the batches in flight, whatever the size of the
+day.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing as mp
+import os
 import shutil
 import tempfile
 import time
 from collections import Counter, deque
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -24,8 +27,7 @@ import polars as pl
 
 from botpipeline.readers.twitterstream.archives import (Member, Problem, Skipped, decompress,
                                                         iter_members)
-from botpipeline.readers.twitterstream.messages import (QUARANTINE_SCHEMA, MemberResult,
-                                                        parse_member)
+from botpipeline.readers.twitterstream.messages import QUARANTINE_SCHEMA, parse_member
 from botpipeline.storage.lake import ParquetLake
 
 log = logging.getLogger(__name__)
@@ -70,50 +72,112 @@ class IngestReport:
         return self.tweet_lines - self.rows.get("tweets", 0)
 
 
-def _process(member: Member) -> tuple[Member, MemberResult, str | None, str, int]:
-    unpacked = decompress(member.data, member.member or member.source_file)
-    result = parse_member(unpacked.payload, member.source_file, member.member,
-                          damaged=unpacked.error is not None)
-    return member, result, unpacked.error, unpacked.codec, len(unpacked.payload)
+@dataclass
+class BatchSummary:
+    """What a worker reports back for a batch; the frames themselves went to staging."""
+
+    members: list[dict]
+    lines: int = 0
+    blank_lines: int = 0
+    quarantined_lines: int = 0
+    damaged: int = 0
+    bytes_compressed: int = 0
+    bytes_decompressed: int = 0
+    message_counts: Counter = field(default_factory=Counter)
 
 
-class _Stager:
-    """Buffers parsed frames and flushes them to numbered Parquet parts."""
+def process_batch(members: list[Member], staging: str, batch_no: int) -> BatchSummary:
+    """Decompress and parse members, write their frames as one staged part per table."""
+    frames: dict[str, list[pl.DataFrame]] = {name: [] for name in _STAGED}
+    summary = BatchSummary(members=[])
+    for member in members:
+        unpacked = decompress(member.data, member.member or member.source_file)
+        result = parse_member(unpacked.payload, member.source_file, member.member,
+                              damaged=unpacked.error is not None)
+        source = [pl.lit(member.source_file).alias("source_file"),
+                  pl.lit(member.member).alias("source_member")]
+        frames["tweets"].append(result.tweets.with_columns(source))
+        frames["deletions"].append(result.deletions.with_columns(source))
+        frames["snapshots"].append(result.snapshots.with_columns(source))
+        frames["referenced"].append(result.referenced.with_columns(source))
+        frames["quarantine"].append(result.quarantine)
+        if unpacked.error:
+            summary.damaged += 1
+            frames["quarantine"].append(_problem_frame(
+                Problem(member.source_file, member.member, "member", unpacked.error)))
+        summary.lines += result.lines
+        summary.blank_lines += result.blank_lines
+        summary.quarantined_lines += result.quarantine.height
+        summary.bytes_compressed += len(member.data)
+        summary.bytes_decompressed += len(unpacked.payload)
+        summary.message_counts.update(result.message_counts)
+        summary.members.append({
+            "source_file": member.source_file, "source_member": member.member,
+            "codec": unpacked.codec, "status": "damaged" if unpacked.error else "ok",
+            "compressed_bytes": len(member.data), "bytes": len(unpacked.payload),
+            "lines": result.lines, "blank_lines": result.blank_lines,
+            "tweets": result.message_counts.get("tweet", 0),
+            "notices": sum(n for t, n in result.message_counts.items() if t != "tweet"),
+            "quarantined_lines": result.quarantine.height,
+        })
+    for name, parts in frames.items():
+        parts = [f for f in parts if f.height]
+        if parts:
+            _write_part(Path(staging), name, batch_no, pl.concat(parts, how="vertical_relaxed"))
+    return summary
 
-    def __init__(self, folder: Path, rows_per_part: int):
-        self.folder = folder
-        self.rows_per_part = rows_per_part
-        self.buffers: dict[str, list[pl.DataFrame]] = {name: [] for name in _STAGED}
-        self.buffered = 0
-        self.parts = 0
-        for name in _STAGED:
-            (folder / name).mkdir(parents=True, exist_ok=True)
 
-    def add(self, name: str, frame: pl.DataFrame) -> None:
-        if frame.height:
-            self.buffers[name].append(frame)
-            self.buffered += frame.height
-        if self.buffered >= self.rows_per_part:
-            self.flush()
+def _write_part(staging: Path, name: str, number: int, frame: pl.DataFrame) -> None:
+    folder = staging / name
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(folder / f"part-{number:06d}.parquet", compression="uncompressed")
 
-    def flush(self) -> None:
-        for name, frames in self.buffers.items():
-            if frames:
-                pl.concat(frames, how="vertical_relaxed").write_parquet(
-                    self.folder / name / f"part-{self.parts:05d}.parquet", compression="lz4")
-                frames.clear()
-        self.parts += 1
-        self.buffered = 0
 
-    def glob(self, name: str) -> str | None:
-        folder = self.folder / name
-        return str(folder / "*.parquet") if any(folder.glob("*.parquet")) else None
+class _Batches:
+    """Groups members into batches of about ``target_bytes`` of compressed input."""
+
+    def __init__(self, target_bytes: int):
+        self.target = target_bytes
+        self.members: list[Member] = []
+        self.size = 0
+
+    def add(self, member: Member) -> list[Member] | None:
+        self.members.append(member)
+        self.size += len(member.data)
+        return self.take() if self.size >= self.target else None
+
+    def take(self) -> list[Member]:
+        batch, self.members, self.size = self.members, [], 0
+        return batch
+
+
+@contextmanager
+def _executor(workers: int) -> Iterator[Executor | None]:
+    """Worker processes (decompression, JSON and polars then use every core, free of the GIL),
+    each with single-threaded polars so that the processes do not fight over the cores."""
+    if workers <= 1:
+        yield None
+        return
+    previous = os.environ.get("POLARS_MAX_THREADS")
+    os.environ["POLARS_MAX_THREADS"] = "1"  # read by the children as they import polars
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            yield pool
+    finally:
+        if previous is None:
+            os.environ.pop("POLARS_MAX_THREADS", None)
+        else:
+            os.environ["POLARS_MAX_THREADS"] = previous
 
 
 def ingest_day(day_dir: Path, collection_date: date, lake: ParquetLake, *, workers: int = 2,
-               rows_per_part: int = 200_000, memory_limit: str = "1GB",
+               batch_bytes: int = 4 << 20, memory_limit: str = "1GB",
                progress: Callable[[str], None] | None = None) -> IngestReport:
-    """Read every file of one day folder and replace that date's partition of each raw table."""
+    """Read every file of one day folder and replace that date's partition of each raw table.
+
+    A day that fits in one batch is parsed in this process; a bigger one is spread over
+    ``workers`` processes.
+    """
     started = time.perf_counter()
     say = progress or log.info
     key = collection_date.isoformat()
@@ -121,81 +185,87 @@ def ingest_day(day_dir: Path, collection_date: date, lake: ParquetLake, *, worke
     staging_root = lake.root / "_staging"
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"raw-{key}-", dir=staging_root))
-    stager = _Stager(staging, rows_per_part)
     files: set[str] = set()
     members_rows: list[dict] = []
+    problems: list[pl.DataFrame] = []
+    batches = _Batches(batch_bytes)
+    numbers = iter(range(1, 1 << 62))
+    first: list[Member] | None = None  # held back until we know whether a pool pays off
 
-    def collect(member: Member, result: MemberResult, error: str | None, codec: str,
-                size: int) -> None:
-        report.members += 1
-        report.lines_read += result.lines
-        report.blank_lines += result.blank_lines
-        report.quarantined_lines += result.quarantine.height
-        report.message_counts.update(result.message_counts)
-        report.bytes_compressed += len(member.data)
-        report.bytes_decompressed += size
-        source = [pl.lit(member.source_file).alias("source_file"),
-                  pl.lit(member.member).alias("source_member")]
-        stager.add("tweets", result.tweets.with_columns(source))
-        stager.add("deletions", result.deletions.with_columns(source))
-        stager.add("snapshots", result.snapshots.with_columns(source))
-        stager.add("referenced", result.referenced.with_columns(source))
-        quarantine = result.quarantine
-        if error:
-            report.members_damaged += 1
-            report.quarantined_members_or_files += 1
-            quarantine = pl.concat([quarantine, _problem_frame(
-                Problem(member.source_file, member.member, "member", error))])
-        stager.add("quarantine", quarantine)
-        members_rows.append({
-            "source_file": member.source_file, "source_member": member.member, "codec": codec,
-            "status": "damaged" if error else "ok", "compressed_bytes": len(member.data),
-            "bytes": size, "lines": result.lines, "blank_lines": result.blank_lines,
-            "tweets": result.message_counts.get("tweet", 0),
-            "notices": sum(n for t, n in result.message_counts.items() if t != "tweet"),
-            "quarantined_lines": result.quarantine.height,
-        })
-        if report.members % 250 == 0:
-            rate = report.message_counts.get("tweet", 0) / max(time.perf_counter() - started, 1e-9)
-            say(f"{key}: {report.members} members, {report.lines_read:,} lines, "
-                f"{rate:,.0f} tweets/s")
+    def collect(summary: BatchSummary) -> None:
+        report.members += len(summary.members)
+        report.members_damaged += summary.damaged
+        report.quarantined_members_or_files += summary.damaged
+        report.lines_read += summary.lines
+        report.blank_lines += summary.blank_lines
+        report.quarantined_lines += summary.quarantined_lines
+        report.bytes_compressed += summary.bytes_compressed
+        report.bytes_decompressed += summary.bytes_decompressed
+        report.message_counts.update(summary.message_counts)
+        members_rows.extend(summary.members)
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        say(f"{key}: {report.members} members, {report.lines_read:,} lines, "
+            f"{report.tweet_lines / elapsed:,.0f} tweets/s")
 
-    # Bounded in-flight window keeps memory flat and output order deterministic.
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        pending: deque[Future] = deque()
-        for item in iter_members(day_dir):
+    items = iter_members(day_dir)
+    for item in items:
+        files.add(item.source_file)
+        if isinstance(item, Member):
+            first = batches.add(item)
+            if first:
+                break
+        else:
+            _note(item, report, members_rows, problems)
+    pending: deque[Future] = deque()
+    with _executor(workers if first else 1) as pool:
+        def run(batch: list[Member]) -> None:
+            if pool is None:
+                collect(process_batch(batch, str(staging), next(numbers)))
+                return
+            pending.append(pool.submit(process_batch, batch, str(staging), next(numbers)))
+            while len(pending) > 2 * workers:  # bounded in flight: memory stays flat
+                collect(pending.popleft().result())
+
+        if first:
+            run(first)
+        for item in items:
             files.add(item.source_file)
             if isinstance(item, Member):
-                pending.append(pool.submit(_process, item))
-                while len(pending) > 2 * max(1, workers):
-                    collect(*pending.popleft().result())
-                continue
-            while pending:  # keep problems in stream order with the members around them
-                collect(*pending.popleft().result())
-            if isinstance(item, Skipped):
-                report.members_skipped[item.reason] += 1
-                members_rows.append({"source_file": item.source_file,
-                                     "source_member": item.member, "codec": None,
-                                     "status": f"skipped: {item.reason}"})
+                batch = batches.add(item)
+                if batch:
+                    run(batch)
             else:
-                report.quarantined_members_or_files += 1
-                stager.add("quarantine", _problem_frame(item))
+                _note(item, report, members_rows, problems)
+        if batches.members:
+            run(batches.take())
         while pending:
-            collect(*pending.popleft().result())
-    stager.flush()
+            collect(pending.popleft().result())
     report.files = len(files)
-    stager.add("members", pl.DataFrame(members_rows, infer_schema_length=None)
-               if members_rows else pl.DataFrame())
-    stager.flush()
+    if problems:
+        _write_part(staging, "quarantine", 0, pl.concat(problems))
+    if members_rows:
+        _write_part(staging, "members", 0, pl.DataFrame(members_rows, infer_schema_length=None))
 
     say(f"{key}: parsed {report.lines_read:,} lines from {report.members} members; "
         f"writing tables")
     try:
-        _write_tables(lake, stager, report, key, memory_limit)
+        _write_tables(lake, staging, report, key, memory_limit)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _note(item: Problem | Skipped, report: IngestReport, members_rows: list[dict],
+          problems: list[pl.DataFrame]) -> None:
+    """Record a skipped member or an unreadable file/member found while listing."""
+    if isinstance(item, Skipped):
+        report.members_skipped[item.reason] += 1
+        members_rows.append({"source_file": item.source_file, "source_member": item.member,
+                             "codec": None, "status": f"skipped: {item.reason}"})
+    else:
+        report.quarantined_members_or_files += 1
+        problems.append(_problem_frame(item))
 
 
 def _problem_frame(problem: Problem) -> pl.DataFrame:
@@ -206,9 +276,13 @@ def _problem_frame(problem: Problem) -> pl.DataFrame:
 
 
 # One SELECT per output table, over the staged parts ({src}); {d} is the collection date.
+# Twitter's time strings are parsed here, once per kept row ({t} wraps an expression).
+_TIME = "strptime({}, '%a %b %d %H:%M:%S %z %Y')::TIMESTAMP"
 _TABLE_SQL = {
     "tweets": """
-        SELECT DATE '{d}' AS collection_date, * EXCLUDE (_line, _rank), _line AS source_line
+        SELECT DATE '{d}' AS collection_date,
+               * EXCLUDE (_line, _rank) REPLACE ({t_created} AS created_at),
+               _line AS source_line
         FROM (SELECT *, row_number() OVER (PARTITION BY tweet_id
                   ORDER BY source_file, source_member, _line) AS _rank FROM {src})
         WHERE _rank = 1""",
@@ -218,24 +292,31 @@ _TABLE_SQL = {
                AS source_file
         FROM {src} WHERE tweet_id IS NOT NULL GROUP BY tweet_id, user_id""",
     "account_snapshots": """
-        SELECT DATE '{d}' AS collection_date, * EXCLUDE (_line, _rank, source_member),
+        SELECT DATE '{d}' AS collection_date,
+               * EXCLUDE (_line, _rank, _seen, source_member)
+                 REPLACE ({t_account} AS account_created_at),
                _seen AS snapshots_seen
-        FROM (SELECT *, row_number() OVER w AS _rank, count(*) OVER (PARTITION BY user_id) AS _seen
-              FROM {src}
-              WINDOW w AS (PARTITION BY user_id
-                           ORDER BY observed_at DESC, source_file DESC, source_member DESC,
-                                    _line DESC))
+        FROM (SELECT *, row_number() OVER (PARTITION BY user_id ORDER BY observed_at DESC,
+                  source_file DESC, source_member DESC, _line DESC) AS _rank,
+                  count(*) OVER (PARTITION BY user_id) AS _seen
+              FROM (SELECT * REPLACE ({t_observed} AS observed_at) FROM {src}))
         WHERE _rank = 1""",
     "referenced_tweets": """
-        SELECT DATE '{d}' AS collection_date, * EXCLUDE (_line, _rank, source_member),
+        SELECT DATE '{d}' AS collection_date,
+               * EXCLUDE (_line, _rank, _seen, source_member)
+                 REPLACE ({t_created} AS created_at),
                _seen AS times_seen
         FROM (SELECT *, row_number() OVER (PARTITION BY tweet_id ORDER BY observed_at DESC,
                   retweet_count + favorite_count DESC, source_file, source_member, _line)
-                  AS _rank, count(*) OVER (PARTITION BY tweet_id) AS _seen FROM {src})
+                  AS _rank, count(*) OVER (PARTITION BY tweet_id) AS _seen
+              FROM (SELECT * REPLACE ({t_observed} AS observed_at) FROM {src}))
         WHERE _rank = 1""",
     "quarantine": "SELECT DATE '{d}' AS collection_date, * FROM {src}",
     "ingest_members": "SELECT DATE '{d}' AS collection_date, * FROM {src}",
 }
+_TIMES = {"t_created": _TIME.format("created_at"),
+          "t_account": _TIME.format("account_created_at"),
+          "t_observed": _TIME.format("observed_at")}
 _STAGED_FOR = {"tweets": "tweets", "deletions": "deletions", "account_snapshots": "snapshots",
                "referenced_tweets": "referenced", "quarantine": "quarantine",
                "ingest_members": "members"}
@@ -278,17 +359,22 @@ _EMPTY = {
 }
 
 
-def _write_tables(lake: ParquetLake, stager: _Stager, report: IngestReport, key: str,
+def _staged(staging: Path, name: str) -> str | None:
+    folder = staging / name
+    return str(folder / "*.parquet") if any(folder.glob("*.parquet")) else None
+
+
+def _write_tables(lake: ParquetLake, staging: Path, report: IngestReport, key: str,
                   memory_limit: str) -> None:
     con = duckdb.connect(":memory:", config={"memory_limit": memory_limit,
-                                             "temp_directory": str(stager.folder / "spill"),
+                                             "temp_directory": str(staging / "spill"),
                                              "preserve_insertion_order": False})
     try:
         for table, sql in _TABLE_SQL.items():
-            glob = stager.glob(_STAGED_FOR[table])
+            glob = _staged(staging, _STAGED_FOR[table])
             if glob:
                 src = f"read_parquet('{glob}', union_by_name = true)"
-                select = sql.format(d=key, src=src)
+                select = sql.format(d=key, src=src, **_TIMES)
             else:  # no rows today: still replace the partition, with an empty file
                 select = (f"SELECT DATE '{key}' AS collection_date, "
                           f"{_null_columns(_EMPTY[table])} LIMIT 0")

@@ -1,16 +1,20 @@
 """Parse one decompressed member of v1.1 stream messages into normalized frames.
 
-The fast path hands the whole member to polars' NDJSON reader with an explicit schema (only
-the fields we keep are materialized). polars is strict: one bad line fails the member, and
-only then do we walk its lines one by one to quarantine exactly the bad ones and parse the
-rest. Every non-blank line ends up as a tweet, a notice, or a quarantine row.
+The fast path hands the whole member to DuckDB's JSON reader with explicit column types (only
+the fields we keep are materialized; measured here it parses stream tweets about four times
+faster than polars' NDJSON reader), then shapes the frames with polars expressions. The reader
+is strict: one bad line fails the member, and only then do we walk its lines one by one to
+quarantine exactly the bad ones and parse the rest. Every non-blank line ends up as a tweet, a
+notice, or a quarantine row.
 """
 
 from __future__ import annotations
 
-import io
+import os
+import tempfile
 from dataclasses import dataclass, field
 
+import duckdb
 import orjson
 import polars as pl
 
@@ -51,25 +55,28 @@ SCHEMA = {
         "status": pl.Struct({"id_str": pl.String, "user_id_str": pl.String}),
         "timestamp_ms": pl.String,
     }),
-    # Other notices are only counted: any value shape is accepted.
-    **{name: pl.String for name in NOTICE_TYPES[1:]},
 }
-# Notices whose payload is an object: read as String they would fail, so probe presence only.
-_PRESENCE_ONLY = NOTICE_TYPES[1:]
-
-TWITTER_TIME = "%a %b %d %H:%M:%S %z %Y"
 
 
-def _read_schema() -> dict[str, pl.DataType]:
-    # Presence-only notices get an empty-looking struct: polars fills missing keys with null
-    # and ignores unknown keys inside, so any object payload parses.
-    schema = dict(SCHEMA)
-    for name in _PRESENCE_ONLY:
-        schema[name] = pl.Struct({"_": pl.String})
-    return schema
+def _duckdb_type(dtype: pl.DataType) -> str:
+    if isinstance(dtype, pl.Struct):
+        return "STRUCT(" + ", ".join(f'"{f.name}" {_duckdb_type(f.dtype)}'
+                                     for f in dtype.fields) + ")"
+    if isinstance(dtype, pl.List):
+        return _duckdb_type(dtype.inner) + "[]"
+    return {pl.String: "VARCHAR", pl.Int64: "BIGINT", pl.Boolean: "BOOLEAN"}[dtype.base_type()]
 
 
-READ_SCHEMA = _read_schema()
+# Other notices are only counted: read as JSON, any payload shape is accepted.
+_COLUMNS = "{" + ", ".join(
+    [f"'{name}': '{_duckdb_type(dtype)}'" for name, dtype in SCHEMA.items()]
+    + [f"'{name}': 'JSON'" for name in NOTICE_TYPES[1:]]) + "}"
+_READ_SQL = ("SELECT * FROM read_json(?, format = 'newline_delimited', columns = "
+             + _COLUMNS + ")")
+
+
+class ParseError(ValueError):
+    """The JSON reader refused the input (a bad line somewhere in it)."""
 
 # ----------------------------------------------------------------------------- output frames
 QUARANTINE_SCHEMA = {
@@ -90,9 +97,8 @@ class MemberResult:
     message_counts: dict[str, int] = field(default_factory=dict)
 
 
-def _twitter_time(expr: pl.Expr) -> pl.Expr:
-    return (expr.str.strptime(pl.Datetime("us", "UTC"), TWITTER_TIME, strict=False)
-            .dt.replace_time_zone(None))
+# Times stay strings here ("Fri Jan 01 07:29:00 +0000 2021"): DuckDB parses them once, after
+# deduplication, when the day's tables are written (see ingest.py).
 
 
 def _entities(struct: pl.Expr) -> list[pl.Expr]:
@@ -131,7 +137,7 @@ def _tweets(frame: pl.DataFrame) -> pl.DataFrame:
     reply_to = pl.col("in_reply_to_status_id_str")
     return frame.select(
         pl.col("id_str").alias("tweet_id"),
-        _twitter_time(pl.col("created_at")).alias("created_at"),
+        pl.col("created_at"),
         user.struct.field("id_str").alias("user_id"),
         user.struct.field("screen_name").alias("screen_name"),
         pl.coalesce(pl.col("extended_tweet").struct.field("full_text"), pl.col("text"))
@@ -157,7 +163,7 @@ def _tweets(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _snapshots(frame: pl.DataFrame) -> pl.DataFrame:
-    observed_at = _twitter_time(pl.col("created_at"))
+    observed_at = pl.col("created_at")
     parts = []
     for role, user in (("author", pl.col("user")),
                        ("retweeted_author", pl.col("retweeted_status").struct.field("user")),
@@ -167,7 +173,7 @@ def _snapshots(frame: pl.DataFrame) -> pl.DataFrame:
             user.struct.field("screen_name"), user.struct.field("name"),
             user.struct.field("description"), user.struct.field("location"),
             user.struct.field("url"),
-            _twitter_time(user.struct.field("created_at")).alias("account_created_at"),
+            user.struct.field("created_at").alias("account_created_at"),
             user.struct.field("followers_count"),
             user.struct.field("friends_count").alias("following_count"),
             user.struct.field("statuses_count").alias("tweet_count"),
@@ -189,7 +195,7 @@ def _referenced(frame: pl.DataFrame) -> pl.DataFrame:
         parts.append(frame.filter(ref.is_not_null()).select(
             ref.struct.field("id_str").alias("tweet_id"),
             pl.lit(relation).alias("relation"),
-            _twitter_time(ref.struct.field("created_at")).alias("created_at"),
+            ref.struct.field("created_at").alias("created_at"),
             ref.struct.field("user").struct.field("id_str").alias("user_id"),
             pl.coalesce(ref.struct.field("extended_tweet").struct.field("full_text"),
                         ref.struct.field("text")).alias("text"),
@@ -200,7 +206,7 @@ def _referenced(frame: pl.DataFrame) -> pl.DataFrame:
             ref.struct.field("retweet_count"), ref.struct.field("favorite_count"),
             ref.struct.field("reply_count"), ref.struct.field("quote_count"),
             pl.col("id_str").alias("seen_in_tweet_id"),
-            _twitter_time(pl.col("created_at")).alias("observed_at"),
+            pl.col("created_at").alias("observed_at"),
             pl.col("_line"),
         ).filter(pl.col("tweet_id").is_not_null()))
     return pl.concat(parts)
@@ -237,8 +243,23 @@ def _nonblank_lines(payload: bytes) -> tuple[list[int], list[bytes]]:
     return numbers, lines
 
 
+_connection: duckdb.DuckDBPyConnection | None = None
+
+
 def _read(payload: bytes) -> pl.DataFrame:
-    return pl.read_ndjson(io.BytesIO(payload), schema=READ_SCHEMA)
+    """Parse JSON lines with DuckDB (one thread: callers parallelize across members)."""
+    global _connection
+    if _connection is None:
+        _connection = duckdb.connect(config={"threads": 1})
+    handle, path = tempfile.mkstemp(suffix=".jsonl")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(payload)
+        return _connection.sql(_READ_SQL, params=[path]).pl()
+    except duckdb.Error as exc:
+        raise ParseError(str(exc).splitlines()[0]) from None
+    finally:
+        os.unlink(path)
 
 
 def _parse_lines(payload: bytes, incomplete_tail: bool
@@ -268,16 +289,16 @@ def _parse_lines(payload: bytes, incomplete_tail: bool
         good_numbers.append(number)
         good_lines.append(line)
     try:
-        frame = _read(b"\n".join(good_lines)) if good_lines else _read(b"")
-    except pl.exceptions.PolarsError:
+        frame = _read(b"\n".join(good_lines))
+    except ParseError:
         # A well-formed line with an unexpected field type: find it line by line.
         frames, kept = [], []
         for number, line in zip(good_numbers, good_lines):
             try:
                 frames.append(_read(line))
                 kept.append(number)
-            except pl.exceptions.PolarsError as exc:
-                bad.append((number, f"unexpected field type: {str(exc).splitlines()[0]}", line))
+            except ParseError as exc:
+                bad.append((number, f"unexpected field type: {exc}", line))
         frame = pl.concat(frames) if frames else _read(b"")
         good_numbers = kept
     frame = frame.with_columns(pl.Series("_line", good_numbers, dtype=pl.Int64))
@@ -293,7 +314,7 @@ def parse_member(payload: bytes, source_file: str, member: str,
     if not damaged:
         try:
             frame = _read(payload)
-        except pl.exceptions.PolarsError:
+        except ParseError:
             frame = None
     if frame is None:
         frame, bad, blank = _parse_lines(payload, incomplete_tail=damaged)

@@ -1,0 +1,107 @@
+"""The normalized post and account model (schema ``core``) and each source's mapping onto it.
+
+Every platform lands in the same columns, so conversations, features, scores and coordination
+are written once. ``kind`` is one of post, reply, repost, quote. ``parent_id`` is the post
+replied to; ``reposted_id`` / ``quoted_id`` the post reposted or quoted. ``conversation_id`` is
+what the source says the thread is (v2 ``conversation_id``, OASIS ``thread_id``); null when the
+source does not say (the v1.1 stream).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+POST_COLUMNS: dict[str, pl.DataType] = {
+    "platform": pl.String, "post_id": pl.String, "author_id": pl.String,
+    "author_username": pl.String, "kind": pl.String, "parent_id": pl.String,
+    "reposted_id": pl.String, "quoted_id": pl.String, "conversation_id": pl.String,
+    "created_at": pl.Datetime("us"), "text": pl.String, "lang": pl.String,
+    "like_count": pl.Int64, "repost_count": pl.Int64, "reply_count": pl.Int64,
+    "quote_count": pl.Int64, "source": pl.String, "source_step": pl.Int64,
+}
+
+ACCOUNT_COLUMNS: dict[str, pl.DataType] = {
+    "platform": pl.String, "account_id": pl.String, "username": pl.String,
+    "display_name": pl.String, "description": pl.String, "created_at": pl.Datetime("us"),
+    "followers_count": pl.Int64, "following_count": pl.Int64, "post_count": pl.Int64,
+    "listed_count": pl.Int64, "like_count": pl.Int64, "verified": pl.Boolean,
+    "protected": pl.Boolean, "default_profile_image": pl.Boolean, "observed_at": pl.Datetime("us"),
+    "source": pl.String,
+}
+
+
+def conform(frame: pl.DataFrame, columns: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Select the model's columns in order, with the model's types; absent ones are null."""
+    return frame.select(
+        (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
+        for name, dtype in columns.items())
+
+
+def _sql_columns(columns: dict[str, pl.DataType]) -> str:
+    return ", ".join(columns)
+
+
+# --------------------------------------------------------------------- Twitter Stream Grab
+# Engagement counts: the stream's top-level counts are always 0; the embedded copies of
+# retweeted/quoted tweets (raw.referenced_tweets) carry real ones, so a post seen embedded
+# takes the largest count observed that day.
+STREAM_POSTS_SQL = """
+    SELECT 'twitter' AS platform, t.tweet_id AS post_id, t.user_id AS author_id,
+           t.screen_name AS author_username,
+           CASE t.kind WHEN 'retweet' THEN 'repost' ELSE t.kind END AS kind,
+           t.in_reply_to_tweet_id AS parent_id, t.retweeted_tweet_id AS reposted_id,
+           t.quoted_tweet_id AS quoted_id, NULL::VARCHAR AS conversation_id,
+           t.created_at, t.text, t.lang,
+           greatest(t.favorite_count, r.favorite_count) AS like_count,
+           greatest(t.retweet_count, r.retweet_count) AS repost_count,
+           greatest(t.reply_count, r.reply_count) AS reply_count,
+           greatest(t.quote_count, r.quote_count) AS quote_count,
+           'twitterstream' AS source, NULL::BIGINT AS source_step
+    FROM raw.tweets t
+    LEFT JOIN raw.referenced_tweets r
+      ON r.tweet_id = t.tweet_id AND r.collection_date = t.collection_date
+    WHERE t.collection_date = DATE '{date}'
+"""
+
+STREAM_ACCOUNTS_SQL = """
+    SELECT 'twitter' AS platform, user_id AS account_id, screen_name AS username,
+           name AS display_name, description, account_created_at AS created_at,
+           followers_count, following_count, tweet_count AS post_count, listed_count,
+           favourites_count AS like_count, verified, protected, default_profile_image,
+           observed_at, 'twitterstream' AS source
+    FROM raw.account_snapshots WHERE collection_date = DATE '{date}'
+"""
+
+
+# ------------------------------------------------------------------------------ OASIS
+def oasis_posts(posts: pl.DataFrame, personas: pl.DataFrame) -> pl.DataFrame:
+    """OASIS dataset rows as core posts.
+
+    A root whose ``thread_id`` names another post reposts it (empty text) or quotes it.
+    """
+    usernames = personas.select(pl.col("user_id"), pl.col("username").alias("author_username"))
+    refers = pl.col("parent_id").is_null() & (pl.col("thread_id") != pl.col("post_id"))
+    empty = pl.col("text").fill_null("").str.strip_chars() == ""
+    kind = (pl.when(pl.col("parent_id").is_not_null()).then(pl.lit("reply"))
+            .when(refers & empty).then(pl.lit("repost"))
+            .when(refers).then(pl.lit("quote"))
+            .otherwise(pl.lit("post")))
+    frame = posts.join(usernames, on="user_id", how="left").with_columns(
+        pl.lit("oasis").alias("platform"),
+        pl.col("user_id").alias("author_id"),
+        kind.alias("kind"),
+        pl.when(refers & empty).then(pl.col("thread_id")).alias("reposted_id"),
+        pl.when(refers & ~empty).then(pl.col("thread_id")).alias("quoted_id"),
+        pl.col("thread_id").alias("conversation_id"),
+        pl.lit("en").alias("lang"),
+        pl.lit("oasis").alias("source"),
+        pl.col("step").alias("source_step"),
+    )
+    return conform(frame, POST_COLUMNS)
+
+
+def oasis_accounts(personas: pl.DataFrame, observed_at) -> pl.DataFrame:
+    frame = personas.with_columns(
+        pl.lit("oasis").alias("platform"), pl.col("user_id").alias("account_id"),
+        pl.lit(observed_at).alias("observed_at"), pl.lit("oasis").alias("source"))
+    return conform(frame, ACCOUNT_COLUMNS)
