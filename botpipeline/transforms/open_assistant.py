@@ -86,8 +86,8 @@ def write_export(rows: Iterable[dict], trees_path: Path, pairs_path: Path) -> di
     tmp_trees = trees_path.with_name(trees_path.name + ".tmp")
     tmp_pairs = pairs_path.with_name(pairs_path.name + ".tmp")
     try:
-        with gzip.open(tmp_trees, "wb", mtime=0) as trees_out, \
-                gzip.open(tmp_pairs, "wb", mtime=0) as pairs_out:
+        with gzip.GzipFile(tmp_trees, "wb", mtime=0) as trees_out, \
+                gzip.GzipFile(tmp_pairs, "wb", mtime=0) as pairs_out:
             for tree in build_trees(rows):
                 trees_out.write(orjson.dumps(tree) + b"\n")
                 counts["trees"] += 1
