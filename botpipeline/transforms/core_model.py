@@ -63,6 +63,23 @@ STREAM_POSTS_SQL = """
     WHERE t.collection_date = DATE '{date}'
 """
 
+# Tweets collected through the v2 API on the same date (raw.v2_tweets is already in the core
+# columns). A post seen both in the stream and through the API is kept once, API first: its
+# counts are real.
+DAILY_POSTS_SQL = """
+    SELECT * EXCLUDE (_rank, _priority) FROM (
+        SELECT *, row_number() OVER (PARTITION BY platform, post_id
+                                     ORDER BY _priority, source) AS _rank
+        FROM (SELECT * EXCLUDE (collection_date, included, source_file), 0 AS _priority
+              FROM raw.v2_tweets WHERE collection_date = DATE '{date}' AND NOT included
+              UNION ALL BY NAME
+              SELECT *, 1 AS _priority FROM (""" + STREAM_POSTS_SQL + """)
+              UNION ALL BY NAME
+              SELECT * EXCLUDE (collection_date, included, source_file), 2 AS _priority
+              FROM raw.v2_tweets WHERE collection_date = DATE '{date}' AND included))
+    WHERE _rank = 1
+"""
+
 STREAM_ACCOUNTS_SQL = """
     SELECT 'twitter' AS platform, user_id AS account_id, screen_name AS username,
            name AS display_name, description, account_created_at AS created_at,
@@ -105,3 +122,14 @@ def oasis_accounts(personas: pl.DataFrame, observed_at) -> pl.DataFrame:
         pl.lit("oasis").alias("platform"), pl.col("user_id").alias("account_id"),
         pl.lit(observed_at).alias("observed_at"), pl.lit("oasis").alias("source"))
     return conform(frame, ACCOUNT_COLUMNS)
+
+DAILY_ACCOUNTS_SQL = """
+    SELECT * EXCLUDE (_rank, _priority) FROM (
+        SELECT *, row_number() OVER (PARTITION BY platform, account_id
+                                     ORDER BY _priority, observed_at DESC) AS _rank
+        FROM (SELECT * EXCLUDE (collection_date, source_file), 0 AS _priority
+              FROM raw.v2_users WHERE collection_date = DATE '{date}'
+              UNION ALL BY NAME
+              SELECT *, 1 AS _priority FROM (""" + STREAM_ACCOUNTS_SQL + """)))
+    WHERE _rank = 1
+"""

@@ -5,16 +5,19 @@ import dagster as dg
 from botpipeline.defs.metadata import markdown_preview, table_schema
 from botpipeline.defs.partitions import daily_partitions
 from botpipeline.defs.resources import Warehouse
-from botpipeline.transforms.core_model import STREAM_ACCOUNTS_SQL, STREAM_POSTS_SQL
+
+RAW_DAILY = [dg.AssetKey(["raw", "tweets"]), dg.AssetKey(["raw", "twitter_v2"])]
+from botpipeline.transforms.core_model import DAILY_ACCOUNTS_SQL, DAILY_POSTS_SQL
 
 
-@dg.asset(key=["core", "posts"], deps=[dg.AssetKey(["raw", "tweets"])], group_name="core",
+@dg.asset(key=["core", "posts"], deps=RAW_DAILY, group_name="core",
           partitions_def=daily_partitions, kinds={"duckdb", "parquet"},
           description="One row per post per collection date, every platform in one model.")
 def core_posts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     key = context.partition_key
     with warehouse.get_connection() as con:
-        select = f"SELECT DATE '{key}' AS collection_date, * FROM ({STREAM_POSTS_SQL.format(date=key)})"
+        select = (f"SELECT DATE '{key}' AS collection_date, * FROM "
+                  f"({DAILY_POSTS_SQL.format(date=key)})")
         rows = warehouse.lake.write("core", "posts", key, select, con=con, order_by="post_id")
         warehouse.lake.register_views(con)
         kinds = dict(con.execute(
@@ -30,14 +33,14 @@ def core_posts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Ma
         "preview": markdown_preview(preview)})
 
 
-@dg.asset(key=["core", "accounts"], deps=[dg.AssetKey(["raw", "tweets"])], group_name="core",
+@dg.asset(key=["core", "accounts"], deps=RAW_DAILY, group_name="core",
           partitions_def=daily_partitions, kinds={"duckdb", "parquet"},
           description="Newest snapshot of each account per collection date, every platform.")
 def core_accounts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     key = context.partition_key
     with warehouse.get_connection() as con:
         select = (f"SELECT DATE '{key}' AS collection_date, * FROM "
-                  f"({STREAM_ACCOUNTS_SQL.format(date=key)})")
+                  f"({DAILY_ACCOUNTS_SQL.format(date=key)})")
         rows = warehouse.lake.write("core", "accounts", key, select, con=con,
                                     order_by="account_id")
     return dg.MaterializeResult(metadata={"dagster/row_count": rows,

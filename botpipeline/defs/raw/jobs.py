@@ -3,13 +3,16 @@
 import dagster as dg
 
 from botpipeline.defs.raw.oasis import raw_oasis_posts
+from botpipeline.defs.raw.twitter_v2 import raw_twitter_v2
 from botpipeline.defs.raw.twitterstream import raw_tweets
 
 # The main job: one collection date through every daily asset downstream of ingestion.
 daily_pipeline_job = dg.define_asset_job(
     "daily_pipeline",
-    selection=dg.AssetSelection.assets(raw_tweets).downstream(),
-    description="Ingest one collection date and refresh everything computed from it.",
+    selection=(dg.AssetSelection.assets(raw_tweets, raw_twitter_v2).downstream()
+               - dg.AssetSelection.groups("hydration").downstream()),
+    description="Ingest one collection date and refresh everything computed from it "
+                "(hydration through the API is its own job).",
 )
 
 simulation_pipeline_job = dg.define_asset_job(
