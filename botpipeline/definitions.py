@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from botpipeline.defs import conversations, core, exports, raw
+from botpipeline.defs import conversations, core, exports, hydration, raw
 from botpipeline.defs.resources import Warehouse
 
 defs = dg.Definitions.merge(
@@ -10,5 +10,6 @@ defs = dg.Definitions.merge(
     core.defs,
     conversations.defs,
     exports.defs,
+    hydration.defs,
     dg.Definitions(resources={"warehouse": Warehouse()}),
 )

@@ -40,7 +40,7 @@ def retry_after_seconds(response: requests.Response, now: float | None = None) -
 
 
 def send(call: Callable[[], requests.Response], *, max_retries: int = 5,
-         backoff: float = 1.0, max_wait: float = 900.0,
+         backoff: float = 1.0, max_wait: float = 900.0, what: str = "the server",
          sleep: Callable[[float], None] = time.sleep) -> requests.Response:
     """Run ``call`` until it answers below 500 and not 429, within ``max_retries`` retries.
 
@@ -52,8 +52,8 @@ def send(call: Callable[[], requests.Response], *, max_retries: int = 5,
             response = call()
         except (requests.ConnectionError, requests.Timeout) as exc:
             if attempt == max_retries:
-                raise ApiError(0, f"no answer after {attempt + 1} tries: "
-                                  f"{type(exc).__name__}") from None
+                raise ApiError(0, f"{what} did not answer after {attempt + 1} tries "
+                                  f"({type(exc).__name__})") from None
             wait = backoff * 2 ** attempt * (1 + random.random() / 4)
             log.warning(f"{type(exc).__name__}; retrying in {wait:.1f}s")
             sleep(wait)

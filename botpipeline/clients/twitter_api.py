@@ -43,7 +43,8 @@ class TwitterApiClient:
                   "user.fields": USER_FIELDS}
         response = send(lambda: self.session.get(
             f"{self.base_url}/2/tweets", params=params, timeout=self.timeout,
-            headers={"Authorization": f"Bearer {self._token}"}), max_retries=self.max_retries)
+            headers={"Authorization": f"Bearer {self._token}"}), max_retries=self.max_retries,
+            what=self.base_url)
         if response.status_code != 200:
             try:
                 body = response.json()

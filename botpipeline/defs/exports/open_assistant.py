@@ -24,7 +24,7 @@ class OpenAssistantExportConfig(dg.Config):
 
 
 def export_rows_sql(source: PostSource, key: str, config: OpenAssistantExportConfig,
-                    deletions: bool) -> str:
+                    deletions: bool, hydrated: bool) -> str:
     conv = f"{SCHEMA}.{source.prefix}posts"
     threads = f"{SCHEMA}.{source.prefix}threads"
     posts = ".".join(source.posts_key)
@@ -40,7 +40,9 @@ def export_rows_sql(source: PostSource, key: str, config: OpenAssistantExportCon
         SELECT p.platform, c.post_id, c.parent_id, c.root_id, c.depth, p.author_id, p.text,
                p.lang, p.created_at
         FROM (SELECT * FROM {conv} WHERE {window}) c
-        JOIN (SELECT * FROM {posts} WHERE {window}) p USING (post_id)
+        JOIN (SELECT * FROM {posts} WHERE {window}
+              {"UNION ALL BY NAME SELECT * FROM raw.hydrated_tweets" if hydrated else ""}) p
+          USING (post_id)
         WHERE c.root_id IN (SELECT root_id FROM {threads} WHERE {source.filter(key)}
                             AND NOT root_is_placeholder AND posts >= {int(config.min_thread_size)})
           AND {where}
@@ -63,7 +65,8 @@ def build_export_asset(source: PostSource) -> dg.AssetsDefinition:
         trees, pairs = folder / f"{stem}.trees.jsonl.gz", folder / f"{stem}.pairs.jsonl.gz"
         with warehouse.get_connection() as con:
             deletions = config.drop_deleted and has_table(con, "raw", "deletions")
-            relation = con.sql(export_rows_sql(source, key, config, deletions))
+            hydrated = source.daily and has_table(con, "raw", "hydrated_tweets")
+            relation = con.sql(export_rows_sql(source, key, config, deletions, hydrated))
             columns = relation.columns
             reader = relation.fetch_arrow_reader(batch_size=50_000)
             rows = (dict(zip(columns, values)) for batch in reader
