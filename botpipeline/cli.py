@@ -1,6 +1,6 @@
 """`botpipeline`: run the daily pipeline on the shipped sample, refresh the analysts' views.
 
-    botpipeline run [--date YYYY-MM-DD ...]   every date folder under incoming/ (or the given)
+    botpipeline run [--date D] [--run ID]     every date folder and OASIS run under incoming/
     botpipeline catalog                       re-publish the analysts' views
     botpipeline sample [...]                  regenerate the shipped Stream Grab sample
 
@@ -30,12 +30,23 @@ def ensure_dagster_home() -> Path:
     return home
 
 
+DAILY_SOURCES = ("twitterstream", "twitter_v2")
+
+
 def _incoming_dates(data_dir: Path) -> list[str]:
+    """Date folders of every daily source."""
     from botpipeline.defs.partitions import daily_partitions
 
-    root = data_dir / "incoming" / "twitterstream"
-    names = sorted(p.name for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
-    return [n for n in names if _is_key(daily_partitions, n)]
+    names = {p.name for source in DAILY_SOURCES
+             for p in (data_dir / "incoming" / source).glob("*") if p.is_dir()}
+    return sorted(n for n in names if _is_key(daily_partitions, n))
+
+
+def _incoming_runs(data_dir: Path) -> list[str]:
+    from botpipeline.defs.raw.oasis_sensor import RUN_ID
+
+    root = data_dir / "incoming" / "oasis"
+    return sorted(p.name for p in root.glob("*") if p.is_dir() and RUN_ID.match(p.name))
 
 
 def _is_key(partitions, name: str) -> bool:
@@ -50,18 +61,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from botpipeline.definitions import defs
+    from botpipeline.defs.partitions import oasis_runs
     from botpipeline.defs.resources import Warehouse
 
     warehouse = Warehouse()
     dates = args.date or _incoming_dates(warehouse.data_path)
-    if not dates:
-        print(f"no date folders under {warehouse.incoming('twitterstream')}", file=sys.stderr)
+    runs = args.run or ([] if args.date else _incoming_runs(warehouse.data_path))
+    if not dates and not runs:
+        print(f"nothing to do: no date folders or OASIS runs under "
+              f"{warehouse.data_path / 'incoming'}", file=sys.stderr)
         return 1
-    job = defs.resolve_job_def("daily_pipeline")
     failed = []
     with dg.DagsterInstance.get() as instance:
-        for key in dates:
-            print(f"== {key}: materializing {job.name}", flush=True)
+        if runs:
+            known = set(instance.get_dynamic_partitions(oasis_runs.name))
+            instance.add_dynamic_partitions(oasis_runs.name, [r for r in runs if r not in known])
+        work = [("daily_pipeline", key) for key in dates] + \
+               [("simulation_pipeline", run) for run in runs]
+        for job_name, key in work:
+            job = defs.resolve_job_def(job_name)
+            print(f"== {key}: {job_name}", flush=True)
             result = job.execute_in_process(partition_key=key, instance=instance,
                                             raise_on_error=False)
             if not result.success:
@@ -71,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 meta = event.materialization.metadata
                 rows = meta.get("dagster/row_count")
                 print(f"   {event.asset_key.to_user_string()}: "
-                      f"{rows.value if rows else '?'} rows")
+                      f"{rows.value if rows else '-'} rows")
     print(f"analysts' database: {warehouse.analysts_database_path}")
     if failed:
         print(f"FAILED dates: {failed}", file=sys.stderr)
@@ -98,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the daily pipeline for date folders under incoming/")
     run.add_argument("--date", action="append", help="a collection date (repeatable)")
+    run.add_argument("--run", action="append", help="an OASIS run id (repeatable)")
     run.set_defaults(func=cmd_run)
     catalog = sub.add_parser("catalog", help="re-publish the analysts' DuckDB views")
     catalog.set_defaults(func=cmd_catalog)

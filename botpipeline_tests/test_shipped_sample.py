@@ -11,8 +11,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from botpipeline.defs.raw.twitterstream import raw_tweets
-from botpipeline.defs.resources import Warehouse
+from botpipeline.definitions import defs
 from botpipeline_tests.conftest import PROJECT_ROOT
 
 SAMPLE = PROJECT_ROOT / "data"
@@ -21,15 +20,20 @@ DATES = sorted(p.name for p in (SAMPLE / "incoming" / "twitterstream").iterdir()
 
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):
+    """The main job over the shipped sample, as `botpipeline run` does it."""
     root = tmp_path_factory.mktemp("sample")
     shutil.copytree(SAMPLE / "incoming", root / "incoming")
-    warehouse = Warehouse(data_dir=str(root), analysts_database=str(root / "analysts.duckdb"))
     results = {}
-    for key in DATES:
-        result = dg.materialize([raw_tweets], partition_key=key,
-                                resources={"warehouse": warehouse})
-        assert result.success
-        results[key] = result.get_asset_materialization_events()[0].materialization.metadata
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("BOTPIPELINE_DATA_DIR", str(root))
+        env.setenv("BOTPIPELINE_DUCKDB", str(root / "analysts.duckdb"))
+        with dg.instance_for_test() as instance:
+            for key in DATES:
+                result = defs.resolve_job_def("daily_pipeline").execute_in_process(
+                    partition_key=key, instance=instance)
+                assert result.success
+                results[key] = {e.asset_key.to_user_string(): e.materialization.metadata
+                                for e in result.get_asset_materialization_events()}
     return root, results
 
 
@@ -40,7 +44,7 @@ def test_sample_has_three_days():
 @pytest.mark.parametrize("key", DATES)
 def test_counts_equal_generator_truth(sample_run, key):
     _, results = sample_run
-    meta = {name: value.value for name, value in results[key].items()}
+    meta = {name: value.value for name, value in results[key]["raw/tweets"].items()}
     truth = json.loads((SAMPLE / "truth" / "twitterstream" / f"{key}.json").read_text())
     assert meta["lines_read"] == truth["lines"]
     assert meta["blank_lines"] == truth["blank_lines"]
@@ -68,3 +72,32 @@ def test_readme_queries_run(sample_run):
         for statement in statements:
             rows = con.execute(statement).fetchall()
             assert rows, f"no rows from README query:\n{statement}"
+
+
+@pytest.mark.parametrize("key", DATES)
+def test_replies_all_accounted(sample_run, key):
+    _, results = sample_run
+    conv = {n: v.value for n, v in results[key]["conversations/posts"].items()}
+    truth = json.loads((SAMPLE / "truth" / "twitterstream" / f"{key}.json").read_text())
+    assert conv["replies"] == truth["replies"]
+    assert conv["replies_accounted"] == conv["replies"]
+
+
+def test_open_assistant_export_is_valid(sample_run):
+    import gzip
+
+    root, results = sample_run
+    meta = results[DATES[-1]]["exports/open_assistant_trees"]
+    trees_file = meta["trees_file"].value
+    trees = [json.loads(line) for line in gzip.open(trees_file)]
+    assert len(trees) == meta["trees"].value > 0
+
+    def walk(message, depth):
+        assert message["role"] == ("prompter", "assistant")[depth % 2]
+        for reply in message["replies"]:
+            assert reply["parent_id"] == message["message_id"]
+            walk(reply, depth + 1)
+
+    for tree in trees:
+        assert tree["message_tree_id"] == tree["prompt"]["message_id"]
+        walk(tree["prompt"], 0)

@@ -17,6 +17,35 @@ MART_VIEWS: dict[str, str] = {
                    AS unique_tweets
         FROM raw.stream_message_counts m
         GROUP BY m.collection_date""",
+    # Threads touched on each date (or simulation run) with their root post.
+    "marts.conversations": """
+        WITH roots AS (
+            SELECT post_id, any_value(platform) AS platform, any_value(text) AS root_text,
+                   any_value(author_username) AS root_author,
+                   any_value(created_at) AS root_created_at
+            FROM core.posts GROUP BY post_id)
+        SELECT t.collection_date, NULL::VARCHAR AS run_id, r.platform, t.root_id,
+               t.root_is_placeholder, r.root_author, r.root_created_at, r.root_text,
+               t.posts, t.replies, t.max_depth, t.participants, t.first_at, t.last_at,
+               t.posts_in_partition
+        FROM conversations.threads t LEFT JOIN roots r ON r.post_id = t.root_id""",
+    "marts.simulated_conversations": """
+        SELECT t.run_id, p.platform, t.root_id, t.root_is_placeholder,
+               p.author_username AS root_author, p.created_at AS root_created_at,
+               p.source_step AS root_step, p.text AS root_text, t.posts, t.replies,
+               t.max_depth, t.participants, t.first_at, t.last_at
+        FROM conversations.simulated_threads t
+        LEFT JOIN core.simulated_posts p ON p.run_id = t.run_id AND p.post_id = t.root_id""",
+    # How much of each date's reply graph hangs on parents that are not in the data.
+    "marts.missing_parent_share": """
+        SELECT collection_date,
+               count(*) FILTER (WHERE parent_id IS NOT NULL) AS replies,
+               count(*) FILTER (WHERE parent_status = 'placeholder')
+                   AS replies_to_missing_parents,
+               round(count(*) FILTER (WHERE parent_status = 'placeholder')
+                     / nullif(count(*) FILTER (WHERE parent_id IS NOT NULL), 0), 4)
+                   AS missing_parent_share
+        FROM conversations.posts GROUP BY collection_date""",
 }
 
 
