@@ -68,7 +68,7 @@ def build_export_asset(source: PostSource) -> dg.AssetsDefinition:
             hydrated = source.daily and has_table(con, "raw", "hydrated_tweets")
             relation = con.sql(export_rows_sql(source, key, config, deletions, hydrated))
             columns = relation.columns
-            reader = relation.fetch_arrow_reader(batch_size=50_000)
+            reader = relation.to_arrow_reader(50_000)
             rows = (dict(zip(columns, values)) for batch in reader
                     for values in zip(*(col.to_pylist() for col in batch.columns)))
             counts = write_export(rows, trees, pairs)
