@@ -7,9 +7,11 @@ from botpipeline.defs.partitions import oasis_runs
 from botpipeline.defs.resources import Warehouse
 from botpipeline.transforms.core_model import oasis_accounts, oasis_posts
 
+
 def _run_frame(con, table: str, run_id: str):
     return con.sql(f"SELECT * EXCLUDE (run_id) FROM raw.{table} WHERE run_id = ?",
                    params=[run_id]).pl()
+
 
 @dg.asset(key=["core", "simulated_posts"], deps=[dg.AssetKey(["raw", "oasis_posts"])],
           group_name="core", partitions_def=oasis_runs, kinds={"duckdb", "parquet"},
@@ -26,6 +28,7 @@ def core_simulated_posts(context: dg.AssetExecutionContext,
     kinds = dict(posts.group_by("kind").len().iter_rows())
     return dg.MaterializeResult(metadata={"dagster/row_count": rows, "posts_by_kind": kinds,
                                           "dagster/table_name": "core.simulated_posts"})
+
 
 @dg.asset(key=["core", "simulated_accounts"], deps=[dg.AssetKey(["raw", "oasis_posts"])],
           group_name="core", partitions_def=oasis_runs, kinds={"duckdb", "parquet"},

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from dataclasses import dataclass, field
 
 import duckdb
@@ -158,7 +159,7 @@ def _tweets(frame: pl.DataFrame) -> pl.DataFrame:
         *_entities(pl.col("entities")),
         pl.col("retweet_count"), pl.col("favorite_count"), pl.col("reply_count"),
         pl.col("quote_count"),
-        pl.col("_line"),
+        pl.col("_line"), pl.col("_m"),
     )
 
 
@@ -183,7 +184,7 @@ def _snapshots(frame: pl.DataFrame) -> pl.DataFrame:
             user.struct.field("profile_image_url_https").alias("profile_image_url"),
             observed_at.alias("observed_at"),
             pl.lit(role).alias("observed_as"),
-            pl.col("_line"),
+            pl.col("_line"), pl.col("_m"),
         ).filter(pl.col("user_id").is_not_null()))
     return pl.concat(parts)
 
@@ -207,7 +208,7 @@ def _referenced(frame: pl.DataFrame) -> pl.DataFrame:
             ref.struct.field("reply_count"), ref.struct.field("quote_count"),
             pl.col("id_str").alias("seen_in_tweet_id"),
             pl.col("created_at").alias("observed_at"),
-            pl.col("_line"),
+            pl.col("_line"), pl.col("_m"),
         ).filter(pl.col("tweet_id").is_not_null()))
     return pl.concat(parts)
 
@@ -219,7 +220,7 @@ def _deletions(frame: pl.DataFrame) -> pl.DataFrame:
         status.struct.field("user_id_str").alias("user_id"),
         pl.from_epoch(pl.col("delete").struct.field("timestamp_ms").cast(pl.Int64, strict=False),
                       time_unit="ms").alias("deleted_at"),
-        pl.col("_line"),
+        pl.col("_line"), pl.col("_m"),
     )
 
 
@@ -243,23 +244,41 @@ def _nonblank_lines(payload: bytes) -> tuple[list[int], list[bytes]]:
     return numbers, lines
 
 
-_connection: duckdb.DuckDBPyConnection | None = None
+_local = threading.local()  # one DuckDB session per thread
 
 
 def _read(payload: bytes) -> pl.DataFrame:
-    """Parse JSON lines with DuckDB (one thread: callers parallelize across members)."""
-    global _connection
-    if _connection is None:
-        _connection = duckdb.connect(config={"threads": 1})
-    handle, path = tempfile.mkstemp(suffix=".jsonl")
+    """Parse one member's JSON lines (raises ParseError on any bad line)."""
+    return _read_many([payload]).drop("_m")
+
+
+def _read_many(payloads: list[bytes]) -> pl.DataFrame:
+    """Parse several members in one DuckDB query; ``_m`` is each row's member index.
+
+    One query for a batch binds the (large) column list once and lets polars shape the whole
+    batch at once; DuckDB runs single-threaded because callers parallelize across batches.
+    """
+    con = getattr(_local, "con", None)
+    if con is None:
+        con = _local.con = duckdb.connect(config={"threads": 1})
+    folder = tempfile.mkdtemp(prefix="members-")
+    paths = [os.path.join(folder, f"{i:05d}.jsonl") for i in range(len(payloads))]
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(payload)
-        return _connection.sql(_READ_SQL, params=[path]).pl()
+        for path, payload in zip(paths, payloads):
+            with open(path, "wb") as out:
+                out.write(payload)
+        sql = _READ_SQL.replace("read_json(?,", "read_json(?, filename = '_file',")
+        frame = con.sql(sql, params=[paths]).pl()
     except duckdb.Error as exc:
         raise ParseError(str(exc).splitlines()[0]) from None
     finally:
-        os.unlink(path)
+        for path in paths:
+            if os.path.exists(path):
+                os.unlink(path)
+        os.rmdir(folder)
+    index = {path: i for i, path in enumerate(paths)}
+    return frame.with_columns(
+        pl.col("_file").replace_strict(index, return_dtype=pl.Int64).alias("_m")).drop("_file")
 
 
 def _parse_lines(payload: bytes, incomplete_tail: bool
@@ -306,48 +325,128 @@ def _parse_lines(payload: bytes, incomplete_tail: bool
     return frame, bad, blank
 
 
-def parse_member(payload: bytes, source_file: str, member: str,
-                 damaged: bool = False) -> MemberResult:
-    """Split one member's lines into tweets, notices and quarantined lines."""
-    bad: list[tuple[int | None, str, bytes | None]] = []
+def _line_count(payload: bytes) -> int:
+    return payload.count(b"\n") + (0 if payload.endswith(b"\n") or not payload else 1)
+
+
+@dataclass
+class MemberInput:
+    payload: bytes
+    source_file: str
+    member: str
+    damaged: bool = False
+
+
+@dataclass
+class BatchResult:
+    """Frames of several members (with source_file / source_member) and per-member counts."""
+
+    tweets: pl.DataFrame
+    deletions: pl.DataFrame
+    snapshots: pl.DataFrame
+    referenced: pl.DataFrame
+    quarantine: pl.DataFrame
+    members: list[dict]  # lines, blank_lines, quarantined_lines, message_counts per member
+
+
+def _one_member(item: MemberInput) -> tuple[pl.DataFrame, list, int, int]:
+    """The slow, exact path for one member: (frame with _line, bad lines, lines, blanks)."""
     frame = None
-    if not damaged:
+    if not item.damaged:
         try:
-            frame = _read(payload)
+            frame = _read(item.payload)
         except ParseError:
             frame = None
     if frame is None:
-        frame, bad, blank = _parse_lines(payload, incomplete_tail=damaged)
-        lines = frame.height + len(bad)
-    else:
-        total = payload.count(b"\n") + (0 if payload.endswith(b"\n") or not payload else 1)
-        blank = total - frame.height
-        lines = frame.height
-        if blank:  # rare (keep-alive lines): find the real line numbers
-            numbers = _nonblank_lines(payload)[0]
-            frame = frame.with_columns(pl.Series("_line", numbers, dtype=pl.Int64))
-        else:
-            frame = frame.with_columns(pl.int_range(1, pl.len() + 1, dtype=pl.Int64)
-                                       .alias("_line"))
+        frame, bad, blank = _parse_lines(item.payload, incomplete_tail=item.damaged)
+        return frame, bad, frame.height + len(bad), blank
+    blank = _line_count(item.payload) - frame.height
+    numbers = (_nonblank_lines(item.payload)[0] if blank
+               else range(1, frame.height + 1))
+    return (frame.with_columns(pl.Series("_line", numbers, dtype=pl.Int64)), [],
+            frame.height, blank)
 
+
+def parse_members(items: list[MemberInput]) -> BatchResult:
+    """Split the lines of several members into tweets, notices and quarantined lines.
+
+    Clean members are parsed together in one query; a member whose batch read fails, that is
+    damaged, or that has blank lines (line numbers must skip them) is parsed on its own.
+    """
+    bad: list[list] = [[] for _ in items]
+    lines, blanks = [0] * len(items), [0] * len(items)
+    expected = [_line_count(item.payload) for item in items]
+    clean = [i for i, item in enumerate(items) if not item.damaged]
+    together, alone = None, [i for i, item in enumerate(items) if item.damaged]
+    try:
+        together = _read_many([items[i].payload for i in clean]) if clean else None
+    except ParseError:
+        alone = list(range(len(items)))
+    if together is not None:
+        together = together.with_columns(  # batch index -> item index
+            pl.col("_m").replace_strict(dict(enumerate(clean)), return_dtype=pl.Int64))
+        rows = dict(together.group_by("_m").len().iter_rows())
+        # A member with blank lines needs real line numbers: parse it on its own.
+        blanky = [i for i in clean if rows.get(i, 0) != expected[i]]
+        if blanky:
+            together = together.filter(~pl.col("_m").is_in(blanky))
+            alone += blanky
+        for i in clean:
+            if i not in blanky:
+                lines[i] = expected[i]
+        together = together.with_columns(
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int64).over("_m").alias("_line"))
+    parts = [together] if together is not None else []
+    for i in sorted(alone):
+        frame_i, bad[i], lines[i], blanks[i] = _one_member(items[i])
+        parts.append(frame_i.with_columns(pl.lit(i, pl.Int64).alias("_m")))
+    frame = pl.concat(parts, how="diagonal_relaxed") if parts else _read(b"").with_columns(
+        pl.lit(0, pl.Int64).alias("_line"), pl.lit(0, pl.Int64).alias("_m"))
     frame = frame.with_columns(_message_type().alias("_type"))
-    rejected = frame.filter(pl.col("_type").str.starts_with("bad:"))
-    if rejected.height:
-        by_number = dict(zip(*_nonblank_lines(payload)))
-        bad.extend((n, t[4:], by_number.get(n)) for n, t in
-                   rejected.select("_line", "_type").iter_rows())
 
-    counts = frame.group_by("_type").len()
-    message_counts = {t: n for t, n in counts.iter_rows() if not t.startswith("bad:")}
+    rejected = frame.filter(pl.col("_type").str.starts_with("bad:"))
+    for m, number, kind in rejected.select("_m", "_line", "_type").iter_rows():
+        raw_lines = dict(zip(*_nonblank_lines(items[m].payload)))
+        bad[m].append((number, kind[4:], raw_lines.get(number)))
+    counts: list[dict[str, int]] = [{} for _ in items]
+    for m, kind, n in frame.group_by("_m", "_type").len().iter_rows():
+        if not kind.startswith("bad:"):
+            counts[m][kind] = n
+
+    files = {i: item.source_file for i, item in enumerate(items)}
+    members = {i: item.member for i, item in enumerate(items)}
+
+    def sourced(out: pl.DataFrame) -> pl.DataFrame:
+        return out.with_columns(
+            pl.col("_m").replace_strict(files, return_dtype=pl.String).alias("source_file"),
+            pl.col("_m").replace_strict(members, return_dtype=pl.String).alias("source_member"),
+        ).drop("_m")
+
     tweets_in = frame.filter(pl.col("_type") == "tweet")
-    bad.sort(key=lambda r: (r[0] is None, r[0] or 0))
-    return MemberResult(
-        tweets=_tweets(tweets_in),
-        deletions=_deletions(frame.filter(pl.col("_type") == "delete")),
-        snapshots=_snapshots(tweets_in),
-        referenced=_referenced(tweets_in),
-        quarantine=_quarantine_frame(bad, source_file, member),
-        lines=lines,
-        blank_lines=blank,
-        message_counts=message_counts,
+    quarantine = []
+    for i, item in enumerate(items):
+        bad[i].sort(key=lambda r: (r[0] is None, r[0] or 0))
+        quarantine.append(_quarantine_frame(bad[i], item.source_file, item.member))
+    return BatchResult(
+        tweets=sourced(_tweets(tweets_in)),
+        deletions=sourced(_deletions(frame.filter(pl.col("_type") == "delete"))),
+        snapshots=sourced(_snapshots(tweets_in)),
+        referenced=sourced(_referenced(tweets_in)),
+        quarantine=pl.concat(quarantine),
+        members=[{"lines": lines[i], "blank_lines": blanks[i],
+                  "quarantined_lines": len(bad[i]), "message_counts": counts[i]}
+                 for i in range(len(items))],
     )
+
+
+def parse_member(payload: bytes, source_file: str, member: str,
+                 damaged: bool = False) -> MemberResult:
+    """One member's lines as tweets, notices and quarantined lines."""
+    batch = parse_members([MemberInput(payload, source_file, member, damaged)])
+    drop = ["source_file", "source_member"]
+    summary = batch.members[0]
+    return MemberResult(
+        tweets=batch.tweets.drop(drop), deletions=batch.deletions.drop(drop),
+        snapshots=batch.snapshots.drop(drop), referenced=batch.referenced.drop(drop),
+        quarantine=batch.quarantine, lines=summary["lines"],
+        blank_lines=summary["blank_lines"], message_counts=summary["message_counts"])
