@@ -48,14 +48,15 @@ def top_posts_sql(source: PostSource, key: str, config: TopPostsConfig) -> str:
         ranked AS (
             SELECT *, rank() OVER (ORDER BY replies_in_partition DESC) AS most_replied_rank,
                    rank() OVER (ORDER BY engagement_score DESC) AS engagement_rank,
+                   row_number() OVER (ORDER BY replies_in_partition DESC, post_id) AS _r,
                    row_number() OVER (ORDER BY engagement_score DESC, post_id) AS _n
             FROM scored)
-        SELECT * EXCLUDE (_n),
+        SELECT * EXCLUDE (_r, _n),
                engagement_score >= {float(config.min_engagement_score)}
                    AND _n <= {int(config.max_top_performers)} AS is_top_performer
         FROM ranked
-        WHERE (most_replied_rank <= {int(config.keep)} AND replies_in_partition > 0)
-           OR engagement_rank <= {int(config.keep)}"""
+        WHERE (_r <= {int(config.keep)} AND replies_in_partition > 0)
+           OR (_n <= {int(config.keep)} AND engagement_score > 0)"""
 
 
 def build_top_posts_asset(source: PostSource) -> dg.AssetsDefinition:

@@ -75,7 +75,7 @@ def build_export_asset(source: PostSource) -> dg.AssetsDefinition:
         context.log.info(f"{key}: {counts['trees']} trees, {counts['messages']} messages -> "
                          f"{trees}")
         return dg.MaterializeResult(metadata={
-            **counts, "trees_file": dg.MetadataValue.path(str(trees.absolute())),
+            "dagster/row_count": counts["trees"], **counts, "trees_file": dg.MetadataValue.path(str(trees.absolute())),
             "pairs_file": dg.MetadataValue.path(str(pairs.absolute())),
             "trees_url": dg.MetadataValue.url(trees.absolute().as_uri()),
             "filters": {"min_thread_size": config.min_thread_size,
