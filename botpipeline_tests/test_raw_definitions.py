@@ -125,3 +125,22 @@ def test_schedule_targets_yesterday_only_when_it_has_files(data_dir):
     (data_dir / "incoming" / "twitterstream" / "2021-01-02").mkdir()
     request = daily_refresh_schedule(context)
     assert request.partition_key == "2021-01-02"
+
+
+def test_oasis_sensor_adds_partitions_and_requests_runs(data_dir):
+    from botpipeline.defs.raw.oasis_sensor import oasis_runs_sensor
+
+    run = data_dir / "incoming" / "oasis" / "run_a"
+    run.mkdir(parents=True)
+    (run / "a_dataset.jsonl").write_text("{}\n")
+    (data_dir / "incoming" / "oasis" / "bad name!").mkdir()
+    _age(data_dir / "incoming" / "oasis", 120)
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance,
+                                          resources={"warehouse": Warehouse()})
+        result = oasis_runs_sensor(context)
+        assert [r.partition_key for r in result.run_requests] == ["run_a"]
+        assert result.dynamic_partitions_requests[0].partition_keys == ["run_a"]
+        again = dg.build_sensor_context(instance=instance, cursor=context.cursor,
+                                        resources={"warehouse": Warehouse()})
+        assert not oasis_runs_sensor(again).run_requests
