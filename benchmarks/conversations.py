@@ -15,49 +15,15 @@
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psutil
+from measure import in_child
 
 DAYS = 7
-
-
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    for member in [proc, *proc.children(recursive=True)]:
-        try:
-            total += member.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
-def _in_child(fn, *args) -> dict:
-    """Run fn(*args) in a fresh process; return its result with seconds and peak RSS."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_run, args=(fn, args, queue))
-    proc.start()
-    watched, peak = psutil.Process(proc.pid), 0
-    while queue.empty() and proc.is_alive():
-        peak = max(peak, _tree_rss(watched))
-        time.sleep(0.05)
-    result = queue.get()
-    proc.join()
-    result["peak_rss_mb"] = peak / 2**20
-    return result
-
-
-def _run(fn, args, queue) -> None:
-    started = time.perf_counter()
-    result = fn(*args)
-    result["seconds"] = time.perf_counter() - started
-    queue.put(result)
 
 
 def write_input(root: str, posts: int, seed: int) -> dict:
@@ -157,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     print(f"seed approach vs project on {args.seed_subset:,} posts ...", flush=True)
-    seed = _in_child(run_seed_subset, args.seed_subset, args.seed)
-    project = _in_child(run_project_subset, args.seed_subset, args.seed)
+    seed = in_child(run_seed_subset, args.seed_subset, args.seed)
+    project = in_child(run_project_subset, args.seed_subset, args.seed)
     print(f"  seed:    {seed['seed_seconds']:8.2f}s  correct {seed['seed_correct']:,} of "
           f"{seed['posts']:,}  peak RSS {seed['peak_rss_mb']:.0f} MB")
     print(f"  project: {project['project_seconds']:8.2f}s  correct "
@@ -171,10 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         root = tempfile.mkdtemp(prefix=f"bench-conv-{size}-")
         try:
             print(f"{size:,} posts over {DAYS} daily partitions: generating ...", flush=True)
-            made = _in_child(write_input, root, size, args.seed)
+            made = in_child(write_input, root, size, args.seed)
             print(f"  reconstructing {len(made['dates'])} dates, 7-day look-back ...",
                   flush=True)
-            run = _in_child(run_project, root, made["dates"])
+            run = in_child(run_project, root, made["dates"])
             rows.append((made["posts"], run))
             print(f"  {run['seconds']:.1f}s, peak RSS {run['peak_rss_mb']:.0f} MB, "
                   f"wrong roots/depths: {run['wrong']}, last date "

@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import bz2
 import gzip
+import io
 import json
-import multiprocessing as mp
 import shutil
 import sys
 import tarfile
@@ -26,7 +26,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-import psutil
+from measure import in_child
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 DAY = date(2021, 1, 1)
@@ -65,7 +65,7 @@ def run_seed(day_dir: Path, out: Path) -> dict:
     for i, (name, data) in enumerate(_members(day_dir)):
         opener = bz2.open if name.endswith(".bz2") else gzip.open
         rows = []
-        with opener(__import__("io").BytesIO(data), "rt", encoding="utf-8") as handle:
+        with opener(io.BytesIO(data), "rt", encoding="utf-8") as handle:
             for line in handle:
                 if not line.strip():
                     continue
@@ -95,42 +95,15 @@ def run_project(day_dir: Path, out: Path, workers: int = 2) -> dict:
             "balanced": report.accounting_balanced}
 
 
-def _child(name: str, day_dir: str, out: str, workers: int, queue) -> None:
-    fn = {"floor": run_floor, "seed": run_seed, "project": run_project}[name]
-    kwargs = {"workers": workers} if name == "project" else {}
-    started = time.perf_counter()
-    result = fn(Path(day_dir), Path(out), **kwargs)
-    result["seconds"] = time.perf_counter() - started
-    queue.put(result)
-
-
-def _tree_rss(proc: psutil.Process) -> int:
-    """Resident memory of a process and all its children (the project's worker processes)."""
-    total = 0
-    for member in [proc, *proc.children(recursive=True)]:
-        try:
-            total += member.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
 def measure(name: str, day_dir: Path, workers: int) -> dict:
-    """Run one contender in a fresh process; sample the RSS of its process tree every 50 ms."""
+    """One contender in a fresh process: seconds and peak RSS of its process tree."""
+    fn = {"floor": run_floor, "seed": run_seed, "project": run_project}[name]
     out = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_child, args=(name, str(day_dir), str(out), workers, queue))
-    proc.start()
-    watched, peak = psutil.Process(proc.pid), 0
-    while queue.empty() and proc.is_alive():
-        peak = max(peak, _tree_rss(watched))
-        time.sleep(0.05)
-    result = queue.get()
-    proc.join()
-    result["peak_rss_mb"] = peak / 2**20
-    shutil.rmtree(out, ignore_errors=True)
-    return result
+    try:
+        args = (day_dir, out, workers) if name == "project" else (day_dir, out)
+        return in_child(fn, *args)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def ensure_input(tweets: int, seed: int) -> tuple[Path, dict]:
