@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from botpipeline.defs import conversations, core, exports, hydration, raw
+from botpipeline.defs import conversations, core, exports, features, hydration, raw, scores
 from botpipeline.defs.resources import Warehouse
 
 defs = dg.Definitions.merge(
@@ -11,5 +11,7 @@ defs = dg.Definitions.merge(
     conversations.defs,
     exports.defs,
     hydration.defs,
+    features.defs,
+    scores.defs,
     dg.Definitions(resources={"warehouse": Warehouse()}),
 )

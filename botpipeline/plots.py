@@ -40,3 +40,37 @@ def thread_sizes(sizes: list[int], title: str):
     ax.set_ylabel("threads")
     ax.set_title(title)
     return fig
+
+
+def score_distribution(scores: list[float], threshold: float, title: str):
+    """Histogram of total bot scores with the flag threshold marked."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.hist(scores, bins=46, range=(0, 23), color="#4c72b0")
+    ax.axvline(threshold, color="#c44e52", linestyle="--", label=f"flag at {threshold:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("total score")
+    ax.set_ylabel("accounts")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def signal_contributions(totals: dict[str, float], title: str):
+    """Horizontal bars: how many points each signal contributed over all accounts."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    names = sorted(totals, key=totals.get)
+    ax.barh(names, [totals[n] for n in names], color="#55a868")
+    ax.set_xlabel("points summed over accounts")
+    ax.set_title(title)
+    return fig
+
+
+def flagged_share(dates: list, shares: list[float]):
+    """Share of scored accounts flagged, per collection date."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.plot(dates, shares, marker="o")
+    ax.set_ylabel("flagged share")
+    ax.set_ylim(0, max([0.1, *shares]) * 1.1)
+    ax.set_title("flagged accounts per collection date")
+    fig.autofmt_xdate()
+    return fig

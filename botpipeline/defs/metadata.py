@@ -13,8 +13,13 @@ import polars as pl
 
 def markdown_preview(frame: pl.DataFrame, rows: int = 10, width: int = 60) -> dg.MetadataValue:
     """A markdown table of the first rows, long strings cut."""
+    def text(name: str, dtype: pl.DataType) -> pl.Expr:
+        if isinstance(dtype, pl.List):
+            return pl.col(name).cast(pl.List(pl.String)).list.join(", ")
+        return pl.col(name).cast(pl.String)
+
     head = frame.head(rows).with_columns(
-        pl.col(c).cast(pl.String).str.slice(0, width) for c in frame.columns)
+        text(c, t).str.slice(0, width) for c, t in frame.schema.items())
     with pl.Config(tbl_formatting="MARKDOWN", tbl_hide_column_data_types=True,
                    tbl_hide_dataframe_shape=True, tbl_cols=-1, tbl_rows=rows,
                    fmt_str_lengths=width + 3):

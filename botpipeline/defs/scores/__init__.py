@@ -1,0 +1,8 @@
+"""The scores domain: toxicity, heuristic bot scores, the rule filter, human-only posts."""
+
+import dagster as dg
+
+from botpipeline.defs.scores.bot_scores import bot_scores, rule_filter
+from botpipeline.defs.scores.human_posts import human_posts
+
+defs = dg.Definitions(assets=[bot_scores, rule_filter, human_posts])

@@ -1,0 +1,128 @@
+"""The account feature frame: one row per account active in a partition, in DuckDB SQL.
+
+Inputs are the core model (``core.posts``, ``core.accounts``) over a look-back window and,
+when present, ``scores.toxicity``. Time-based features are measured at the partition's own
+reference time (the end of its day), never the wall clock, so a re-run gives the same numbers.
+
+Repetition is measured on normalized text (lower-cased; links, mentions, digits and
+punctuation removed; spaces collapsed): the share of an account's posts whose normalized text
+another of its posts also has. Templated bot posts ("Daily crypto signals #BTC 41,202 ...")
+collapse to one normalized text; pairwise Jaccard over every pair of posts would cost O(n^2)
+per account.
+"""
+
+from __future__ import annotations
+
+# Letters of every script survive; links, mentions, digits and punctuation do not.
+NORMALIZED = ("trim(regexp_replace(regexp_replace(regexp_replace(lower({col}), "
+              "'https?://\\S+|@\\w+', ' ', 'g'), '[^\\p{{L}}\\s]+', ' ', 'g'), '\\s+', ' ', 'g'))")
+
+RAPID_COMMENT_SECONDS = 30  # seed 003: comments posted less than 30 s apart
+
+
+def account_features_sql(date: str, lookback_days: int, toxicity: bool,
+                         rapid_seconds: int = RAPID_COMMENT_SECONDS) -> str:
+    """SELECT the feature frame for ``date`` (YYYY-MM-DD)."""
+    ref = f"(DATE '{date}' + INTERVAL 1 DAY)"  # end of the partition's day
+    window = (f"collection_date BETWEEN DATE '{date}' - INTERVAL {int(lookback_days)} DAY "
+              f"AND DATE '{date}'")
+    toxic = ("LEFT JOIN (SELECT post_id, any_value(is_inflammatory) AS is_inflammatory "
+             f"FROM scores.toxicity WHERE {window} GROUP BY post_id) x USING (post_id)"
+             if toxicity else "")
+    toxic_col = "x.is_inflammatory" if toxicity else "NULL::BOOLEAN"
+    return f"""
+    WITH posts AS (
+        SELECT p.platform, p.author_id AS account_id, p.post_id, p.kind, p.created_at,
+               p.collection_date = DATE '{date}' AS in_partition,
+               coalesce(p.like_count, 0) + coalesce(p.repost_count, 0)
+                   + coalesce(p.reply_count, 0) AS engagement,
+               {NORMALIZED.format(col="p.text")} AS norm_text,
+               {toxic_col} AS is_inflammatory
+        FROM (SELECT * FROM core.posts WHERE {window} AND created_at < {ref}) p {toxic}
+        WHERE p.author_id IS NOT NULL),
+    active AS (SELECT DISTINCT platform, account_id FROM posts WHERE in_partition),
+    mine AS (SELECT p.* FROM posts p JOIN active USING (platform, account_id)),
+    texts AS (  -- repeated normalized texts, separately for original posts and comments
+        SELECT platform, account_id, kind = 'reply' AS is_comment, norm_text, count(*) AS n
+        FROM mine WHERE kind <> 'repost' AND norm_text <> ''
+        GROUP BY ALL),
+    repetition AS (
+        SELECT platform, account_id,
+               sum(n) FILTER (WHERE NOT is_comment AND n > 1)
+                   / nullif(sum(n) FILTER (WHERE NOT is_comment), 0) AS repetitive_share,
+               sum(n) FILTER (WHERE is_comment AND n > 1)
+                   / nullif(sum(n) FILTER (WHERE is_comment), 0) AS comment_repetitive_share
+        FROM texts GROUP BY ALL),
+    gaps AS (
+        SELECT platform, account_id,
+               epoch(created_at - lag(created_at) OVER (
+                   PARTITION BY platform, account_id ORDER BY created_at, post_id)) AS gap
+        FROM mine WHERE kind = 'reply'),
+    timing AS (
+        SELECT platform, account_id,
+               count(*) FILTER (WHERE gap < {int(rapid_seconds)})
+                   / nullif(count(*) FILTER (WHERE gap IS NOT NULL), 0)
+                   AS rapid_comment_share,
+               median(gap) AS median_comment_gap_seconds
+        FROM gaps GROUP BY ALL),
+    activity AS (
+        SELECT platform, account_id,
+               count(*) AS posts_in_window,
+               count(*) FILTER (WHERE in_partition) AS posts_24h,
+               count(DISTINCT hour(created_at)) AS unique_active_hours,
+               count(*) FILTER (WHERE kind IN ('post', 'quote')) AS original_posts,
+               count(*) FILTER (WHERE kind = 'reply') AS comments,
+               count(*) FILTER (WHERE kind = 'repost') AS reposts,
+               avg(engagement) FILTER (WHERE kind IN ('post', 'quote'))
+                   AS engagement_per_post,
+               avg(engagement) FILTER (WHERE kind = 'reply') AS engagement_per_comment,
+               count(*) FILTER (WHERE kind = 'reply' AND is_inflammatory IS NOT NULL)
+                   AS comments_scored,
+               count(*) FILTER (WHERE kind = 'reply' AND is_inflammatory) AS comments_inflammatory
+        FROM mine GROUP BY ALL),
+    profile AS (  -- newest snapshot up to the partition
+        SELECT platform, account_id,
+               arg_max(username, observed_at) AS username,
+               arg_max(display_name, observed_at) AS display_name,
+               arg_max(description, observed_at) AS description,
+               arg_max(created_at, observed_at) AS account_created_at,
+               arg_max(followers_count, observed_at) AS followers_count,
+               arg_max(following_count, observed_at) AS following_count,
+               arg_max(post_count, observed_at) AS post_count,
+               arg_max(listed_count, observed_at) AS listed_count,
+               arg_max(verified, observed_at) AS verified,
+               arg_max(default_profile_image, observed_at) AS default_profile_image
+        FROM core.accounts WHERE {window}
+        GROUP BY ALL)
+    SELECT a.platform, a.account_id, pr.username, pr.display_name, pr.description,
+           {ref}::TIMESTAMP AS reference_time,
+           pr.account_created_at,
+           date_diff('second', pr.account_created_at, {ref}::TIMESTAMP) / 86400.0
+               AS account_age_days,
+           pr.followers_count, pr.following_count,
+           pr.following_count / greatest(pr.followers_count, 1) AS following_ratio,
+           pr.post_count, pr.listed_count, pr.verified,
+           nullif(trim(coalesce(pr.description, '')), '') IS NOT NULL AS has_description,
+           pr.default_profile_image,
+           (CASE WHEN nullif(trim(coalesce(pr.description, '')), '') IS NOT NULL
+                 THEN 1 ELSE 0 END
+            + CASE WHEN NOT coalesce(pr.default_profile_image, true) THEN 1 ELSE 0 END
+            + CASE WHEN nullif(trim(coalesce(pr.display_name, '')), '') IS NOT NULL
+                   THEN 1 ELSE 0 END) / 3.0 AS profile_completeness,
+           ac.posts_in_window, ac.posts_24h, ac.unique_active_hours, ac.original_posts,
+           ac.comments, ac.reposts,
+           coalesce(r.repetitive_share, 0) AS repetitive_share,
+           coalesce(r.comment_repetitive_share, 0) AS comment_repetitive_share,
+           ac.engagement_per_post, ac.engagement_per_comment,
+           ac.comments / greatest(ac.original_posts, 1) AS comment_post_ratio,
+           coalesce(t.rapid_comment_share, 0) AS rapid_comment_share,
+           t.median_comment_gap_seconds,
+           ac.comments_scored,
+           ac.comments_inflammatory / nullif(ac.comments_scored, 0) AS inflammatory_share,
+           NULL::BIGINT AS co_engagement_bin_size
+    FROM active a
+    JOIN activity ac USING (platform, account_id)
+    LEFT JOIN profile pr USING (platform, account_id)
+    LEFT JOIN repetition r USING (platform, account_id)
+    LEFT JOIN timing t USING (platform, account_id)
+    """
