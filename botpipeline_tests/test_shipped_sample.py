@@ -23,6 +23,7 @@ def sample_run(tmp_path_factory):
     """The main job over the shipped sample, as `botpipeline run` does it."""
     root = tmp_path_factory.mktemp("sample")
     shutil.copytree(SAMPLE / "incoming", root / "incoming")
+    shutil.copytree(SAMPLE / "truth", root / "truth")
     results = {}
     with pytest.MonkeyPatch.context() as env:
         env.setenv("BOTPIPELINE_DATA_DIR", str(root))
@@ -101,3 +102,33 @@ def test_open_assistant_export_is_valid(sample_run):
     for tree in trees:
         assert tree["message_tree_id"] == tree["prompt"]["message_id"]
         walk(tree["prompt"], 0)
+
+
+def test_planted_bots_score_higher(sample_run):
+    _, results = sample_run
+    for key in DATES:
+        scores = {n: v.value for n, v in results[key]["scores/bot_scores"].items()}
+        rules = {n: v.value for n, v in results[key]["scores/rule_filter"].items()}
+        assert scores["labelled_accounts"] > 500
+        assert scores["auc_total_score_vs_planted_truth"] > 0.65
+        assert rules["auc_rule_filter_vs_planted_truth"] > 0.65
+        assert scores["score_distribution"].startswith("![plot](data:image/png;base64,")
+
+
+def test_rerun_gives_identical_scores(sample_run):
+    root, _ = sample_run
+    key = DATES[-1]
+    lake = root / "lake"
+    tables = [("features", "account_features"), ("scores", "bot_scores"),
+              ("scores", "rule_filter"), ("conversations", "posts")]
+    before = {t: (lake / t[0] / t[1] / f"collection_date={key}" / "data.parquet").read_bytes()
+              for t in tables}
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("BOTPIPELINE_DATA_DIR", str(root))
+        env.setenv("BOTPIPELINE_DUCKDB", str(root / "analysts.duckdb"))
+        with dg.instance_for_test() as instance:
+            assert defs.resolve_job_def("daily_pipeline").execute_in_process(
+                partition_key=key, instance=instance).success
+    for table, data in before.items():
+        after = (lake / table[0] / table[1] / f"collection_date={key}" / "data.parquet")
+        assert after.read_bytes() == data, table

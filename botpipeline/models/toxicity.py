@@ -88,7 +88,7 @@ def inflammatory_flags_sql(threshold: float = 0.5, labels: Sequence[str] = LABEL
     severity = f"greatest({', '.join(labels)})"  # greatest() skips nulls
     cases = ", ".join(f"CASE WHEN {label} >= {t} THEN '{label}' END" for label in labels)
     return (f"{severity} AS severity, "
-            f"list_filter([{cases}], x -> x IS NOT NULL) AS triggered_categories, "
+            f"list_filter([{cases}], lambda x: x IS NOT NULL) AS triggered_categories, "
             f"coalesce({severity} >= {t}, false) AS is_inflammatory")
 
 

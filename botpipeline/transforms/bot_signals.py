@@ -22,7 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-GENERIC_USERNAME = (r"^(user|bot|news|auto|crypto|deal|promo)[_\-]?\d+|bot$|bot[_\-]|"
+# user123, news_bot_12, crypto_2041, name followed by many digits, or a 14-15 character
+# random handle (Twitter's default suggestion).
+GENERIC_USERNAME = (r"^(user|bot|news|auto|crypto|deal|promo)[_\-]?\d+|(^|[^a-z])bot([^a-z]|$)|"
                     r"\d{5,}$|^[a-z]+\d{4,}$|^[a-z0-9]{14,15}$")
 
 

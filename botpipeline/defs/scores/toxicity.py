@@ -10,8 +10,6 @@ a date replaces only what it added. Detoxify costs about 20-55 texts/s on a 2-co
 its own pool (``toxicity``), length batching, optional int8 quantization and CUDA.
 """
 
-from __future__ import annotations
-
 import time
 from datetime import UTC, datetime
 
