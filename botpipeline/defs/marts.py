@@ -46,6 +46,45 @@ MART_VIEWS: dict[str, str] = {
                      / nullif(count(*) FILTER (WHERE parent_id IS NOT NULL), 0), 4)
                    AS missing_parent_share
         FROM conversations.posts GROUP BY collection_date""",
+    # The seed 003 endpoints, as views. Flagged by either verdict, with which one flagged.
+    "marts.flagged_accounts": """
+        SELECT b.collection_date, b.platform, b.account_id, b.username, b.total_score,
+               b.flagged AS flagged_by_score, r.is_likely_bot AS flagged_by_rules,
+               b.significant_signals, r.reasons AS rule_reasons, f.account_age_days,
+               f.followers_count, f.following_count, f.posts_24h, f.comments
+        FROM scores.bot_scores b
+        JOIN scores.rule_filter r USING (collection_date, platform, account_id)
+        JOIN features.account_features f USING (collection_date, platform, account_id)
+        WHERE b.flagged OR r.is_likely_bot""",
+    "marts.account_comments": """
+        SELECT p.collection_date, p.platform, p.author_id AS account_id, p.author_username,
+               p.post_id, p.parent_id, p.created_at, p.text, t.severity, t.is_inflammatory,
+               t.triggered_categories
+        FROM core.posts p
+        LEFT JOIN scores.toxicity t USING (collection_date, platform, post_id)
+        WHERE p.kind = 'reply'""",
+    "marts.inflammatory_comments": """
+        SELECT t.collection_date, t.platform, t.post_id, p.author_id AS account_id,
+               p.author_username, p.parent_id, p.created_at, p.text, t.severity,
+               t.triggered_categories, t.model
+        FROM scores.toxicity t JOIN core.posts p USING (collection_date, platform, post_id)
+        WHERE t.is_inflammatory""",
+    "marts.stats_overview": """
+        SELECT b.collection_date, count(*) AS accounts_scored,
+               count(*) FILTER (WHERE b.flagged) AS flagged_by_score,
+               count(*) FILTER (WHERE r.is_likely_bot) AS flagged_by_rules,
+               round(avg(b.total_score), 3) AS mean_score,
+               any_value(p.posts) AS posts, any_value(p.comments) AS comments,
+               any_value(t.inflammatory) AS inflammatory_comments
+        FROM scores.bot_scores b
+        JOIN scores.rule_filter r USING (collection_date, platform, account_id)
+        LEFT JOIN (SELECT collection_date, count(*) AS posts,
+                          count(*) FILTER (WHERE kind = 'reply') AS comments
+                   FROM core.posts GROUP BY ALL) p USING (collection_date)
+        LEFT JOIN (SELECT collection_date, count(*) FILTER (WHERE is_inflammatory)
+                          AS inflammatory FROM scores.toxicity GROUP BY ALL) t
+          USING (collection_date)
+        GROUP BY b.collection_date""",
 }
 
 
