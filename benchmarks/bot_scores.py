@@ -118,7 +118,7 @@ def _normalize(text: str) -> str:
 
 def per_account_scores(account: dict, posts: list[dict], reference: datetime) -> float:
     """Seed 003's analyzer, one account at a time, in plain Python."""
-    from botpipeline.transforms.bot_signals import GENERIC_USERNAME, SignalConfig
+    from botpipeline.transforms.bot_signals import SignalConfig
 
     c = SignalConfig()
     originals = [p for p in posts if p["kind"] in ("post", "quote")]

@@ -724,7 +724,6 @@ def _build_population(seed: int, tweets_per_day: int, start_ms: int,
                          "shrink groups")
     kinds = [A_HUMAN] * n_human + [A_BOT] * n_bot + [A_COORD] * n_coord
     rng.shuffle(kinds)
-    group_of = []
     gi = [g for g, s in enumerate(sizes) for _ in range(s)]
     rng.shuffle(gi)
     day_ms = 86_400_000

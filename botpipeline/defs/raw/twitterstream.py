@@ -9,7 +9,6 @@ raw.quarantine, raw.stream_message_counts and raw.ingest_members.
 from datetime import date
 
 import dagster as dg
-import polars as pl
 
 from botpipeline.defs.metadata import markdown_preview, png_metadata, table_schema
 from botpipeline.defs.partitions import daily_partitions
