@@ -4,5 +4,7 @@ import dagster as dg
 
 from botpipeline.defs.scores.bot_scores import bot_scores, rule_filter
 from botpipeline.defs.scores.human_posts import human_posts
+from botpipeline.defs.scores.toxicity import ToxicityModel, toxicity_scores
 
-defs = dg.Definitions(assets=[bot_scores, rule_filter, human_posts])
+defs = dg.Definitions(assets=[toxicity_scores, bot_scores, rule_filter, human_posts],
+                      resources={"toxicity_model": ToxicityModel()})

@@ -20,9 +20,16 @@ from pydantic import Field
 from botpipeline.defs.metadata import markdown_preview, table_schema
 from botpipeline.defs.partitions import daily_partitions
 from botpipeline.defs.resources import Warehouse
-from botpipeline.models.toxicity import (LABELS, SCORE_SCHEMA, DetoxifyBackend, ProfanityBackend,
-                                         ToxicityBackend, ToxicityModelUnavailable,
-                                         inflammatory_flags_sql, text_hash_sql)
+from botpipeline.models.toxicity import (
+    LABELS,
+    SCORE_SCHEMA,
+    DetoxifyBackend,
+    ProfanityBackend,
+    ToxicityBackend,
+    ToxicityModelUnavailable,
+    inflammatory_flags_sql,
+    text_hash_sql,
+)
 
 SCHEMA = "scores"
 TABLE = "toxicity"
@@ -135,8 +142,8 @@ def toxicity_scores(context: dg.AssetExecutionContext, config: ToxicityConfig,
         total_seconds = time.perf_counter() - started
 
         labels = ", ".join(LABELS)
-        cache = (f"SELECT text_hash, {labels} FROM {SCHEMA}.{CACHE} "
-                 f"WHERE model = {_quote(model)} QUALIFY row_number() OVER "
+        cache = (f"SELECT text_hash, {labels} FROM {SCHEMA}.{CACHE} SEMI JOIN texts "
+                 f"USING (text_hash) WHERE model = {_quote(model)} QUALIFY row_number() OVER "
                  f"(PARTITION BY text_hash ORDER BY collection_date, scored_at) = 1")
         select = (f"SELECT DATE '{key}' AS collection_date, p.platform, p.post_id, "
                   f"p.author_id, p.kind, p.text_hash, {_quote(model)} AS model, "
