@@ -31,10 +31,11 @@ from pathlib import Path
 
 from measure import in_child
 
+from botpipeline.models.local_bert import write_detoxify_checkpoint
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "incoming" / "twitterstream"
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-CLASSES = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
 
 
 def sample_texts(count: int, seed: int = 0) -> list[str]:
@@ -71,37 +72,19 @@ def sample_texts(count: int, seed: int = 0) -> list[str]:
 
 
 def build_model(folder: Path, texts: list[str], layers: int = 12, hidden: int = 768) -> Path:
-    """A random BERT of bert-base size in Detoxify's checkpoint format (see the tests)."""
-    import torch
-    import transformers
+    """A random BERT of bert-base size in Detoxify's checkpoint format, its vocabulary the
+    characters and frequent words of the texts (so tokens per text are realistic)."""
     from tokenizers.normalizers import BertNormalizer
     from tokenizers.pre_tokenizers import BertPreTokenizer
 
-    folder.mkdir(parents=True, exist_ok=True)
     normalize, split = BertNormalizer(lowercase=True), BertPreTokenizer()
     words = Counter(word for text in texts
                     for word, _ in split.pre_tokenize_str(normalize.normalize_str(text)))
     chars = sorted({c for word in words for c in word})
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *chars, *(f"##{c}" for c in chars)]
     vocab += sorted(w for w, n in words.items() if n >= 3 and len(w) > 1)
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    (folder / "tokenizer_config.json").write_text(
-        '{"do_lower_case": true, "model_max_length": 512}')
-    config = transformers.BertConfig(
-        vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers,
-        num_attention_heads=hidden // 64, intermediate_size=4 * hidden,
-        max_position_embeddings=512, num_labels=len(CLASSES))
-    config.save_pretrained(folder)
-    torch.manual_seed(0)
-    model = transformers.BertForSequenceClassification(config)
-    checkpoint = folder / "bert_base_random.ckpt"
-    torch.save({"config": {
-        "arch": {"args": {"num_classes": len(CLASSES), "model_type": str(folder),
-                          "model_name": "BertForSequenceClassification",
-                          "tokenizer_name": "BertTokenizer"}},
-        "dataset": {"args": {"classes": CLASSES}}},
-        "state_dict": model.state_dict()}, checkpoint)
-    return checkpoint
+    return write_detoxify_checkpoint(folder, vocab, hidden=hidden, layers=layers,
+                                     heads=hidden // 64, name="bert_base_random.ckpt")
 
 
 def score_backend(kind: str, texts: list[str], options: dict) -> dict:

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from botpipeline.models.local_bert import write_detoxify_checkpoint
 from botpipeline.models.toxicity import (
     LABELS,
     DetoxifyBackend,
@@ -28,38 +29,17 @@ from botpipeline.models.toxicity import (
 WORDS = ["you", "are", "an", "idiot", "stupid", "hate", "kill", "loser", "hello", "there",
          "nice", "day", "love", "this", "thanks", "great", "the", "a", "and", "to", "of", "is",
          "it", "what"]
-CLASSES = ["toxic", "severe_toxic", "obscene", "threat", "insult", "identity_hate"]
 TEXTS = ["you are an idiot", "hello", "what a great day , thanks and love this",
          "kill it", "the stupid loser is the idiot and it is what it is , hate this", "nice"]
 
 
 def build_tiny_detoxify(folder: Path, hidden: int = 32, layers: int = 2, heads: int = 2,
                         init: float = 0.5, seed: int = 0) -> tuple[Path, Path]:
-    """A random BERT saved as Detoxify expects: a folder with config.json and tokenizer files,
-    and a checkpoint ``{"config": {"arch": ..., "dataset": ...}, "state_dict": ...}`` whose
-    ``arch.args.model_type`` names the folder (Detoxify passes it to ``from_pretrained``)."""
-    import torch
-    import transformers
-
-    folder.mkdir(parents=True, exist_ok=True)
+    """A tiny random BERT in Detoxify's checkpoint format (about a second to build)."""
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ",", *WORDS]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    (folder / "tokenizer_config.json").write_text(
-        '{"do_lower_case": true, "model_max_length": 64}')
-    config = transformers.BertConfig(
-        vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=layers,
-        num_attention_heads=heads, intermediate_size=4 * hidden, max_position_embeddings=64,
-        num_labels=len(CLASSES), initializer_range=init)
-    config.save_pretrained(folder)
-    torch.manual_seed(seed)
-    model = transformers.BertForSequenceClassification(config)
-    checkpoint = folder / "tiny.ckpt"
-    torch.save({"config": {
-        "arch": {"args": {"num_classes": len(CLASSES), "model_type": str(folder),
-                          "model_name": "BertForSequenceClassification",
-                          "tokenizer_name": "BertTokenizer"}},
-        "dataset": {"args": {"classes": CLASSES}}},
-        "state_dict": model.state_dict()}, checkpoint)
+    checkpoint = write_detoxify_checkpoint(folder, vocab, hidden=hidden, layers=layers,
+                                           heads=heads, max_length=64, init=init, seed=seed,
+                                           name="tiny.ckpt")
     return checkpoint, folder
 
 
