@@ -36,7 +36,8 @@ def account_features_sql(date: str, lookback_days: int, toxicity: bool,
                p.collection_date = DATE '{date}' AS in_partition,
                coalesce(p.like_count, 0) + coalesce(p.repost_count, 0)
                    + coalesce(p.reply_count, 0) AS engagement,
-               {NORMALIZED.format(col="p.text")} AS norm_text,
+               CASE WHEN p.kind <> 'repost' THEN {NORMALIZED.format(col="p.text")}
+                    END AS norm_text,  -- reposts never count as repetition
                {toxic_col} AS is_inflammatory
         FROM (SELECT * FROM core.posts WHERE {window} AND created_at < {ref}) p {toxic}
         WHERE p.author_id IS NOT NULL),
@@ -44,7 +45,7 @@ def account_features_sql(date: str, lookback_days: int, toxicity: bool,
     mine AS (SELECT p.* FROM posts p JOIN active USING (platform, account_id)),
     texts AS (  -- repeated normalized texts, separately for original posts and comments
         SELECT platform, account_id, kind = 'reply' AS is_comment, norm_text, count(*) AS n
-        FROM mine WHERE kind <> 'repost' AND norm_text <> ''
+        FROM mine WHERE norm_text <> ''
         GROUP BY ALL),
     repetition AS (
         SELECT platform, account_id,
