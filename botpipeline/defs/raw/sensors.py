@@ -4,6 +4,7 @@
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -39,32 +40,45 @@ def _is_partition(name: str) -> bool:
     return daily_partitions.has_partition_key(name)
 
 
+def changed_folders(context: dg.SensorEvaluationContext, root: Path,
+                    is_key: Callable[[str], bool]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Folders under ``root`` that are new or whose files changed since the cursor, once their
+    files have settled: ``[(name, fingerprint)]``, plus the names ``is_key`` rejected.
+
+    Updates the cursor (name -> fingerprint) for the folders returned.
+    """
+    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    changed, skipped = [], []
+    now = time.time()
+    for folder in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
+        name = folder.name
+        if not is_key(name):
+            skipped.append(name)
+            continue
+        fingerprint, newest = folder_fingerprint(folder)
+        if newest == 0.0 or seen.get(name) == fingerprint:
+            continue
+        if now - newest < SETTLE_SECONDS:
+            context.log.info(f"{name}: files changed {now - newest:.0f}s ago; waiting")
+            continue
+        seen[name] = fingerprint
+        changed.append((name, fingerprint))
+    context.update_cursor(json.dumps(seen, sort_keys=True))
+    return changed, skipped
+
+
 @dg.sensor(job=daily_pipeline_job, minimum_interval_seconds=60,
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="Requests a run for each date folder of incoming/twitterstream/ that "
                        "is new or whose files changed.")
 def twitterstream_files_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse):
     root = warehouse.incoming(SOURCE)
-    seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    requests, skipped = [], []
-    now = time.time()
-    for day_dir in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
-        key = day_dir.name
-        if not _is_partition(key):
-            skipped.append(key)
-            continue
-        fingerprint, newest = folder_fingerprint(day_dir)
-        if newest == 0.0 or seen.get(key) == fingerprint:
-            continue
-        if now - newest < SETTLE_SECONDS:
-            context.log.info(f"{key}: files changed {now - newest:.0f}s ago; waiting")
-            continue
-        seen[key] = fingerprint
-        requests.append(dg.RunRequest(partition_key=key, run_key=f"{key}:{fingerprint}",
-                                      tags={"botpipeline/trigger": "incoming-files"}))
+    changed, skipped = changed_folders(context, root, _is_partition)
+    requests = [dg.RunRequest(partition_key=key, run_key=f"{key}:{fingerprint}",
+                              tags={"botpipeline/trigger": "incoming-files"})
+                for key, fingerprint in changed]
     if skipped:
         context.log.warning(f"ignored folders that are not YYYY-MM-DD partition dates: {skipped}")
-    context.update_cursor(json.dumps(seen, sort_keys=True))
     if not requests:
         return dg.SkipReason(f"no new or changed date folders under {root}")
     return requests
