@@ -18,24 +18,29 @@ SAMPLE = PROJECT_ROOT / "data"
 DATES = sorted(p.name for p in (SAMPLE / "incoming" / "twitterstream").iterdir())
 
 
+def run_daily(root, dates: list[str]) -> dict[str, dict]:
+    """The main job for ``dates`` on the data dir ``root``: asset -> metadata, per date."""
+    results = {}
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("BOTPIPELINE_DATA_DIR", str(root))
+        env.setenv("BOTPIPELINE_DUCKDB", str(root / "analysts.duckdb"))
+        with dg.instance_for_test() as instance:
+            for key in dates:
+                result = defs.resolve_job_def("daily_pipeline").execute_in_process(
+                    partition_key=key, instance=instance)
+                assert result.success
+                results[key] = {e.asset_key.to_user_string(): e.materialization.metadata
+                                for e in result.get_asset_materialization_events()}
+    return results
+
+
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):
     """The main job over the shipped sample, as `botpipeline run` does it."""
     root = tmp_path_factory.mktemp("sample")
     shutil.copytree(SAMPLE / "incoming", root / "incoming")
     shutil.copytree(SAMPLE / "truth", root / "truth")
-    results = {}
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("BOTPIPELINE_DATA_DIR", str(root))
-        env.setenv("BOTPIPELINE_DUCKDB", str(root / "analysts.duckdb"))
-        with dg.instance_for_test() as instance:
-            for key in DATES:
-                result = defs.resolve_job_def("daily_pipeline").execute_in_process(
-                    partition_key=key, instance=instance)
-                assert result.success
-                results[key] = {e.asset_key.to_user_string(): e.materialization.metadata
-                                for e in result.get_asset_materialization_events()}
-    return root, results
+    return root, run_daily(root, DATES)
 
 
 def test_sample_has_three_days():
@@ -123,12 +128,7 @@ def test_rerun_gives_identical_scores(sample_run):
               ("scores", "rule_filter"), ("conversations", "posts")]
     before = {t: (lake / t[0] / t[1] / f"collection_date={key}" / "data.parquet").read_bytes()
               for t in tables}
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("BOTPIPELINE_DATA_DIR", str(root))
-        env.setenv("BOTPIPELINE_DUCKDB", str(root / "analysts.duckdb"))
-        with dg.instance_for_test() as instance:
-            assert defs.resolve_job_def("daily_pipeline").execute_in_process(
-                partition_key=key, instance=instance).success
+    run_daily(root, [key])
     for table, data in before.items():
         after = (lake / table[0] / table[1] / f"collection_date={key}" / "data.parquet")
         assert after.read_bytes() == data, table
