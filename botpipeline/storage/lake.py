@@ -127,15 +127,6 @@ class ParquetLake:
             tmp.unlink(missing_ok=True)
         return rows
 
-    def delete_partition(self, schema: str, table: str, partition: str,
-                         partition_column: str = "collection_date") -> None:
-        target = self.partition_file(schema, table, partition, partition_column)
-        target.unlink(missing_ok=True)
-        try:
-            target.parent.rmdir()
-        except OSError:
-            pass
-
     # ---------------------------------------------------------------- reads
     def register_views(self, con: duckdb.DuckDBPyConnection) -> list[TableRef]:
         """Create ``schema.table`` views over every table on a DuckDB connection."""

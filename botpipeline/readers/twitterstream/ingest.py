@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 SCHEMA = "raw"
 TABLES = ("tweets", "deletions", "account_snapshots", "referenced_tweets", "quarantine",
           "stream_message_counts", "ingest_members")
-_STAGED = ("tweets", "deletions", "snapshots", "referenced", "quarantine", "members")
 
 
 @dataclass
