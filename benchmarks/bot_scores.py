@@ -7,15 +7,18 @@ activity, a share of automated accounts posting templated text around the clock,
 engagement counts) is written as core.posts / core.accounts partitions. Then:
   project   features/account_features and scores/bot_scores as the assets run them
             (DuckDB SQL over the lake), for every account;
-  per-account  the seed's way: for each account, query its row and its posts from an indexed
-            SQL database and compute the same features and signals in Python, on a sample
-            of ``--sample`` accounts; the per-account time is extrapolated.
-Both compute the same totals on the sample; the script checks they agree.
+  seed loop  seed 003's analyzer as it runs: the whole dataset in an indexed SQL database
+            (SQLite); per account, load its row and posts through the SQLAlchemy ORM,
+            compute the signals in Python, store a score, comment statistics and flags,
+            commit. Timed on a sample of ``--sample`` active accounts, per account.
+  raw loop  the lightest per-account loop, for scale: plain sqlite3 queries, nothing stored.
+All three give the same totals on the sample; the script counts how many agree.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 import shutil
 import sys
@@ -116,58 +119,63 @@ def _normalize(text: str) -> str:
     return " ".join(_NON_LETTERS.sub(" ", _NORM.sub(" ", text.lower())).split())
 
 
-def per_account_scores(account: dict, posts: list[dict], reference: datetime) -> float:
-    """Seed 003's analyzer, one account at a time, in plain Python."""
+def per_account_signals(account, posts: list, reference: datetime) -> dict[str, float]:
+    """Seed 003's analyzer for one account, in plain Python, over objects with attributes
+    (ORM rows or simple namespaces)."""
     from botpipeline.transforms.bot_signals import SignalConfig
 
     c = SignalConfig()
-    originals = [p for p in posts if p["kind"] in ("post", "quote")]
-    comments = sorted((p for p in posts if p["kind"] == "reply"),
-                      key=lambda p: (p["created_at"], p["post_id"]))
-    score = 0.0
-    age = (reference - account["created_at"]).total_seconds() / 86400
-    score += c.new_account_max if age < c.new_account_days else 0
-    score += c.high_frequency_max if len(posts) > c.high_frequency_posts_24h else 0
+    originals = [p for p in posts if p.kind in ("post", "quote")]
+    comments = sorted((p for p in posts if p.kind == "reply"),
+                      key=lambda p: (p.created_at, p.post_id))
 
     def repeated_share(items):
-        counts = Counter(_normalize(p["text"]) for p in items)
+        counts = Counter(_normalize(p.text) for p in items)
         counts.pop("", None)
         total = sum(counts.values())
         return sum(n for n in counts.values() if n > 1) / total if total else 0.0
 
-    if len(originals) >= c.min_posts_for_repetition and \
-            repeated_share(originals) > c.repetitive_share_above:
-        score += c.repetitive_content_max
-    if originals:
-        engagement = sum(p["like_count"] + p["repost_count"] + p["reply_count"]
-                         for p in originals) / len(originals)
-        score += c.low_engagement_max if engagement < c.low_engagement_below else 0
-    if re.search(c.generic_username_pattern, account["username"].lower()):
-        score += c.generic_username_max
-    score += c.incomplete_profile_max / 2 if not account["description"] else 0
-    score += c.incomplete_profile_max / 2 if account["default_profile_image"] else 0
-    hours = {p["created_at"].hour for p in posts}
-    score += c.temporal_pattern_max if len(hours) > c.active_hours_above else 0
-    score += c.unverified_account_max if account["verified"] is False else 0
-    if len(comments) >= c.min_posts_for_repetition and \
-            repeated_share(comments) > c.comment_repetitive_share_above:
-        score += c.comment_repetitiveness_max
-    gaps = [(b["created_at"] - a["created_at"]).total_seconds()
-            for a, b in zip(comments, comments[1:])]
-    if gaps and sum(g < 30 for g in gaps) / len(gaps) > c.rapid_comment_share_above:
-        score += c.comment_timing_max
-    if comments and not originals:
-        score += c.comment_to_post_ratio_max
-    if comments:
-        engagement = sum(p["like_count"] + p["repost_count"] + p["reply_count"]
-                         for p in comments) / len(comments)
-        score += c.comment_engagement_max if engagement < c.comment_engagement_below else 0
-    return round(score, 4)
+    def engagement(items):
+        return sum(p.like_count + p.repost_count + p.reply_count for p in items) / len(items)
+
+    age = (reference - account.created_at).total_seconds() / 86400
+    gaps = [(b.created_at - a.created_at).total_seconds() for a, b in itertools.pairwise(comments)]
+    return {
+        "new_account": c.new_account_max if age < c.new_account_days else 0.0,
+        "high_frequency": c.high_frequency_max if len(posts) > c.high_frequency_posts_24h
+        else 0.0,
+        "repetitive_content": c.repetitive_content_max
+        if len(originals) >= c.min_posts_for_repetition
+        and repeated_share(originals) > c.repetitive_share_above else 0.0,
+        "low_engagement": c.low_engagement_max
+        if originals and engagement(originals) < c.low_engagement_below else 0.0,
+        "generic_username": c.generic_username_max
+        if re.search(c.generic_username_pattern, account.username.lower()) else 0.0,
+        "incomplete_profile": (c.incomplete_profile_max / 2 if not account.description else 0)
+        + (c.incomplete_profile_max / 2 if account.default_profile_image else 0),
+        "temporal_pattern": c.temporal_pattern_max
+        if len({p.created_at.hour for p in posts}) > c.active_hours_above else 0.0,
+        "unverified_account": c.unverified_account_max if account.verified is False else 0.0,
+        "comment_repetitiveness": c.comment_repetitiveness_max
+        if len(comments) >= c.min_posts_for_repetition
+        and repeated_share(comments) > c.comment_repetitive_share_above else 0.0,
+        "comment_timing": c.comment_timing_max
+        if gaps and sum(g < 30 for g in gaps) / len(gaps) > c.rapid_comment_share_above
+        else 0.0,
+        "comment_to_post_ratio": c.comment_to_post_ratio_max
+        if comments and not originals else 0.0,
+        "comment_engagement": c.comment_engagement_max
+        if comments and engagement(comments) < c.comment_engagement_below else 0.0,
+    }
 
 
-def run_per_account(root: str, sample: int) -> dict:
-    """The seed's analyzer loop: per account, query its row and its posts from an indexed
-    SQL database (SQLite here, as an ORM over SQLite/Postgres would), then score in Python."""
+POST_FIELDS = ["post_id", "author_id", "kind", "created_at", "text", "like_count",
+               "repost_count", "reply_count"]
+
+
+def build_seed_database(root: str) -> dict:
+    """The seed's database holding the whole dataset: every account and every post, with the
+    index on the author that its per-account queries use (SQLite, WAL journal)."""
     import sqlite3
 
     import duckdb
@@ -177,58 +185,120 @@ def run_per_account(root: str, sample: int) -> dict:
     lake = ParquetLake(Path(root) / "lake")
     con = duckdb.connect()
     lake.register_views(con)
-    accounts = con.sql(f"SELECT * FROM core.accounts USING SAMPLE {sample} ROWS "
-                       f"(reservoir, 7)").pl()
-    ids = accounts["account_id"].to_list()
-    con.execute("CREATE TABLE wanted AS SELECT unnest(?) AS author_id", [ids])
-    posts = con.sql("SELECT p.post_id, p.author_id, p.kind, p.created_at, p.text, "
-                    "p.like_count, p.repost_count, p.reply_count FROM core.posts p "
-                    "JOIN wanted USING (author_id)").pl()
+    from seed_orm import Base
+    from sqlalchemy import create_engine
+
+    path = Path(root) / "seed.sqlite"
+    Base.metadata.create_all(create_engine(f"sqlite:///{path}"))
+    db = sqlite3.connect(str(path))
+    db.execute("PRAGMA journal_mode=WAL")
+    loaded = {}
+    for table, sql in [
+        ("accounts", ("SELECT account_id, username, description, strftime(created_at, "
+                     "'%Y-%m-%d %H:%M:%S.%f'), verified, default_profile_image, NULL "
+                     "FROM core.accounts")),
+        ("posts", ("SELECT post_id, author_id, kind, strftime(created_at, '%Y-%m-%d %H:%M:%S.%f'), "
+                  "text, like_count, repost_count, reply_count FROM core.posts")),
+    ]:
+        reader = con.sql(sql).to_arrow_reader(200_000)
+        marks = ", ".join("?" * len(reader.schema))
+        loaded[table] = 0
+        for batch in reader:
+            rows = list(zip(*(column.to_pylist() for column in batch.columns)))
+            db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+            loaded[table] += len(rows)
+        db.commit()
+    return loaded
+
+
+def sample_accounts(root: str, sample: int) -> list[str]:
+    import duckdb
+
+    from botpipeline.storage.lake import ParquetLake
+
+    con = duckdb.connect()
+    ParquetLake(Path(root) / "lake").register_views(con)
+    return [r[0] for r in con.sql(
+        "SELECT DISTINCT author_id FROM core.posts ORDER BY hash(author_id, 7) "
+        f"LIMIT {int(sample)}").fetchall()]
+
+
+def run_raw_loop(root: str, ids: list[str]) -> dict:
+    """The lightest per-account loop: sqlite3 queries per account, signals in Python,
+    nothing stored."""
+    import sqlite3
+    from types import SimpleNamespace
+
     db = sqlite3.connect(str(Path(root) / "seed.sqlite"))
-    db.execute("CREATE TABLE accounts (account_id TEXT PRIMARY KEY, username TEXT, "
-               "description TEXT, created_at TIMESTAMP, verified INT, "
-               "default_profile_image INT)")
-    db.execute("CREATE TABLE posts (post_id TEXT, author_id TEXT, kind TEXT, "
-               "created_at TIMESTAMP, text TEXT, like_count INT, repost_count INT, "
-               "reply_count INT)")
-    db.executemany("INSERT INTO accounts VALUES (?, ?, ?, ?, ?, ?)", accounts.select(
-        "account_id", "username", "description", pl_str("created_at"), "verified",
-        "default_profile_image").rows())
-    db.executemany("INSERT INTO posts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                   posts.with_columns(created_at=pl_str("created_at")).rows())
-    db.execute("CREATE INDEX posts_author ON posts (author_id)")
-    db.commit()
     reference = datetime.combine(DAY + timedelta(days=1), datetime.min.time())
-    columns = ["post_id", "author_id", "kind", "created_at", "text", "like_count",
-               "repost_count", "reply_count"]
     started = time.perf_counter()
     totals = {}
-    for (account_id,) in db.execute("SELECT account_id FROM accounts").fetchall():
+    for account_id in ids:
         row = db.execute("SELECT username, description, created_at, verified, "
                          "default_profile_image FROM accounts WHERE account_id = ?",
                          (account_id,)).fetchone()
-        account = {"username": row[0], "description": row[1],
-                   "created_at": datetime.fromisoformat(row[2]), "verified": bool(row[3]),
-                   "default_profile_image": bool(row[4])}
+        account = SimpleNamespace(username=row[0], description=row[1],
+                                  created_at=datetime.fromisoformat(row[2]),
+                                  verified=bool(row[3]), default_profile_image=bool(row[4]))
         mine = []
-        for values in db.execute("SELECT * FROM posts WHERE author_id = ?", (account_id,)):
-            post = dict(zip(columns, values))
-            post["created_at"] = datetime.fromisoformat(post["created_at"])
+        for values in db.execute(f"SELECT {', '.join(POST_FIELDS)} FROM posts "
+                                 "WHERE author_id = ?", (account_id,)):
+            post = SimpleNamespace(**dict(zip(POST_FIELDS, values)))
+            post.created_at = datetime.fromisoformat(post.created_at)
             mine.append(post)
-        totals[account_id] = per_account_scores(account, mine, reference)
-    seconds = time.perf_counter() - started
-    expected = dict(con.sql(
+        totals[account_id] = round(sum(per_account_signals(account, mine, reference).values()), 4)
+    return {"loop_seconds": time.perf_counter() - started, "totals": totals}
+
+
+def run_seed_orm_loop(root: str, ids: list[str]) -> dict:
+    """Seed 003's analyzer as it runs: per account, load AccountDB and its PostDB rows through
+    the SQLAlchemy ORM, compute the 13 signals, store ScoreDB, CommentStatsDB and a FlagDB row
+    per significant signal, set last_analyzed, commit (WAL, synchronous=NORMAL: no fsync per
+    commit)."""
+    import json
+
+    from seed_orm import AccountDB, CommentStatsDB, FlagDB, PostDB, ScoreDB
+    from sqlalchemy import create_engine, event, select
+    from sqlalchemy.orm import Session
+
+    engine = create_engine(f"sqlite:///{Path(root) / 'seed.sqlite'}")
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+    reference = datetime.combine(DAY + timedelta(days=1), datetime.min.time())
+    started = time.perf_counter()
+    totals = {}
+    with Session(engine) as session:
+        for account_id in ids:
+            account = session.get(AccountDB, account_id)
+            posts = session.scalars(select(PostDB).where(PostDB.author_id == account_id)).all()
+            signals = per_account_signals(account, posts, reference)
+            total = round(sum(signals.values()), 4)
+            comments = [p for p in posts if p.kind == "reply"]
+            session.add(ScoreDB(account_id=account_id, total_score=total,
+                                signals=json.dumps(signals), flagged=total >= 7.0,
+                                analyzed_at=reference))
+            session.add(CommentStatsDB(account_id=account_id, comments=len(comments),
+                                       repetitive_score=signals["comment_repetitiveness"],
+                                       timing_score=signals["comment_timing"]))
+            session.add_all(FlagDB(account_id=account_id, signal=name, score=value)
+                            for name, value in signals.items() if value >= 1.0)
+            account.last_analyzed = reference
+            session.commit()
+            totals[account_id] = total
+    return {"loop_seconds": time.perf_counter() - started, "totals": totals}
+
+
+def project_totals(root: str, ids: list[str]) -> dict[str, float]:
+    import duckdb
+
+    con = duckdb.connect()
+    return dict(con.execute(
         f"SELECT account_id, total_score FROM read_parquet('{root}/lake/scores/bot_scores/*/"
-        f"data.parquet') JOIN wanted ON author_id = account_id").fetchall())
-    agree = sum(abs(totals[k] - v) < 1e-6 for k, v in expected.items())
-    return {"loop_seconds": seconds, "sampled": len(ids), "compared": len(expected),
-            "agree": agree}
-
-
-def pl_str(column: str):
-    import polars as pl
-
-    return pl.col(column).dt.strftime("%Y-%m-%dT%H:%M:%S%.f").alias(column)
+        "data.parquet') WHERE list_contains(?, account_id)", [ids]).fetchall())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,20 +318,26 @@ def main(argv: list[str] | None = None) -> int:
         project = in_child(run_project, root)
         print(f"  {project['seconds']:.1f}s, {project['accounts_scored']:,} accounts scored, "
               f"{project['flagged']:,} flagged, peak RSS {project['peak_rss_mb']:.0f} MB")
-        print(f"per-account loop on a sample of {args.sample:,} accounts ...", flush=True)
-        loop = in_child(run_per_account, root, args.sample)
-        per_account_loop = loop["loop_seconds"] / loop["sampled"]
-        per_account_project = project["seconds"] / project["accounts_scored"]
-        print(f"  {loop['loop_seconds']:.1f}s for {loop['sampled']:,} accounts; totals agree "
-              f"with the project's on {loop['agree']:,} of {loop['compared']:,}")
-        print()
-        print(f"project:      {per_account_project * 1e6:10.1f} us per account "
-              f"({project['seconds']:.1f}s for {project['accounts_scored']:,}; target < 120 s)")
-        print(f"per-account:  {per_account_loop * 1e6:10.1f} us per account "
-              f"(would take {per_account_loop * project['accounts_scored']:.0f}s for all)")
-        print(f"ratio:        {per_account_loop / per_account_project:10.0f}x faster per account "
-              f"(target >= 50x)")
-        print(f"peak RSS:     {project['peak_rss_mb']:10.0f} MB")
+        print("loading the whole dataset into the seed's SQLite database ...", flush=True)
+        loaded = in_child(build_seed_database, root)
+        print(f"  {loaded['seconds']:.0f}s ({loaded['accounts']:,} accounts, "
+              f"{loaded['posts']:,} posts)", flush=True)
+        ids = sample_accounts(root, args.sample)
+        expected = project_totals(root, ids)
+        print(f"\nper-account loops on a sample of {len(ids):,} active accounts:")
+        per_project = project["seconds"] / project["accounts_scored"]
+        print(f"  {'project (all accounts)':34s} {per_project * 1e6:8.1f} us per account "
+              f"({project['seconds']:.1f}s in all; target < 120 s)")
+        for label, loop in [("seed: SQLAlchemy ORM, stores results", run_seed_orm_loop),
+                            ("plain sqlite3 queries, stores nothing", run_raw_loop)]:
+            result = in_child(loop, root, ids)
+            per = result["loop_seconds"] / len(ids)
+            agree = sum(abs(result["totals"][k] - v) < 1e-6 for k, v in expected.items())
+            print(f"  {label:34s} {per * 1e6:8.1f} us per account -> project is "
+                  f"{per / per_project:5.1f}x faster (target >= 50x); totals agree on "
+                  f"{agree:,} of {len(expected):,}; would take "
+                  f"{per * project['accounts_scored'] / 60:.0f} min for all", flush=True)
+        print(f"\npeak RSS (project): {project['peak_rss_mb']:.0f} MB")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0

@@ -170,3 +170,21 @@ def test_roc_auc():
     frame = pl.DataFrame({"score": [0.1, 0.4, 0.35, 0.8], "bot": [False, False, True, True]})
     assert roc_auc(frame, "score", "bot") == 0.75
     assert roc_auc(frame.filter(pl.col("bot")), "score", "bot") is None
+
+
+@pytest.mark.parametrize("text, normalized", [
+    ("Daily crypto signals #BTC 41,202 https://t.co/abc", "daily crypto signals btc"),
+    ("DAILY crypto signals #btc 39,877 http://x.y/z?q=1", "daily crypto signals btc"),
+    ("@alice   thanks!!  see you", "thanks see you"),
+    ("seehttps://t.co/x now", "see now"),
+    ("snake_case and 2fast", "snake case and fast"),
+    ("Grüße, мир — 世界", "grüße мир 世界"),
+    ("123 !!! https://t.co/x @bob", ""),
+    ("", ""),
+])
+def test_repetition_normalizes_text(text, normalized):
+    from botpipeline.transforms.account_features import NORMALIZED
+
+    got = duckdb.sql(f"SELECT {NORMALIZED.format(col='t')} FROM (SELECT ? AS t)",
+                     params=[text]).fetchall()[0][0]
+    assert got == normalized
