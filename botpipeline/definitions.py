@@ -2,7 +2,8 @@
 
 import dagster as dg
 
-from botpipeline.defs import conversations, core, exports, features, hydration, raw, scores
+from botpipeline.defs import (conversations, coordination, core, exports, features, hydration,
+                              raw, scores)
 from botpipeline.defs.resources import Warehouse
 
 defs = dg.Definitions.merge(
@@ -13,5 +14,6 @@ defs = dg.Definitions.merge(
     hydration.defs,
     features.defs,
     scores.defs,
+    coordination.defs,
     dg.Definitions(resources={"warehouse": Warehouse()}),
 )

@@ -74,3 +74,43 @@ def flagged_share(dates: list, shares: list[float]):
     ax.set_title("flagged accounts per collection date")
     fig.autofmt_xdate()
     return fig
+
+
+def bin_sizes(bins: pl.DataFrame, title: str):
+    """Accounts per bin size (log-log), exact and near-identical, per action."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    for action in sorted(bins["action"].unique().to_list()):
+        part = bins.filter(pl.col("action") == action)
+        for column, style in (("bin_size", "o"), ("near_bin_size", "x")):
+            counts = part.group_by(column).len().sort(column)
+            ax.plot(counts[column], counts["len"], style, label=f"{action}, "
+                    f"{'exact' if column == 'bin_size' else 'near-identical'}", alpha=0.7)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("bin size (accounts sharing the set)")
+    ax.set_ylabel("accounts")
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def coordination_network(edges: pl.DataFrame, groups: pl.DataFrame, title: str):
+    """The significant co-action edges among group members, one colour per group."""
+    import networkx as nx
+
+    fig, ax = plt.subplots(figsize=(7, 6))
+    graph = nx.Graph()
+    members = dict(groups.select("actor", "group_id").iter_rows())
+    for a, b, w in edges.select("actor_a", "actor_b", "weight").iter_rows():
+        if a in members and b in members:
+            graph.add_edge(a, b, weight=w)
+    if graph.number_of_nodes():
+        layout = nx.spring_layout(graph, seed=7, weight=None)
+        palette = plt.get_cmap("tab20")
+        order = {g: i for i, g in enumerate(sorted(set(members.values())))}
+        nx.draw_networkx_edges(graph, layout, ax=ax, alpha=0.2, width=0.5)
+        nx.draw_networkx_nodes(graph, layout, ax=ax, node_size=25,
+                               node_color=[palette(order[members[n]] % 20) for n in graph])
+    ax.set_title(title)
+    ax.set_axis_off()
+    return fig

@@ -1,0 +1,1 @@
+"""Coordinated behaviour: identical-behaviour bins, co-action networks, significance, groups."""

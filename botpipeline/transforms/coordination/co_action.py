@@ -1,0 +1,138 @@
+"""Co-action networks, as the Coordination Network Toolkit computes them.
+
+Two accounts co-act when both act on the same target within ``window`` seconds of each other:
+co-repost (the same reposted post), co-reply (the same parent), co-link (the same URL),
+co-post (the same normalized text) and co-similar (texts whose token sets have a Jaccard
+similarity of at least a threshold, found by MinHash LSH and verified exactly). The edge
+weight of a pair is the number of distinct targets they co-acted on.
+
+Pairs are found with an equi-join on (kind, target, time bucket): each action is matched
+against its own bucket and the next one, so a post reposted 50,000 times over a day never
+forms its 50,000^2 pairs, only those inside the window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from botpipeline.transforms.account_features import NORMALIZED
+
+KINDS = ("co_repost", "co_reply", "co_link", "co_post", "co_similar")
+
+
+@dataclass(frozen=True)
+class CoActionConfig:
+    windows: dict[str, int] = field(default_factory=lambda: {
+        "co_repost": 60, "co_reply": 60, "co_link": 60, "co_post": 180, "co_similar": 180})
+    """Seconds within which two actions on the same target count as a co-action, per kind;
+    a kind left out is not computed."""
+    min_text_chars: int = 20
+    """co-post and co-similar ignore normalized texts shorter than this ("thanks", "lol")."""
+    similar_threshold: float = 0.7
+    similar_num_perm: int = 32
+    similar_bands: int = 8
+
+
+def actions_sql(posts: str, engagements: str | None, c: CoActionConfig) -> str:
+    """The relation ``(kind, actor, target, acted_at)`` for every configured kind except co_similar.
+
+    ``posts`` is a core.posts relation; ``engagements`` a raw.engagements relation whose
+    reposts with a known time join the co-repost actions (likes carry no time)."""
+    text = NORMALIZED.format(col="text")
+    parts = {
+        "co_repost": f"""SELECT 'co_repost' AS kind, author_id AS actor, reposted_id AS target,
+                                created_at AS acted_at
+                         FROM {posts} WHERE kind = 'repost' AND reposted_id IS NOT NULL""",
+        "co_reply": f"""SELECT 'co_reply', author_id, parent_id, created_at
+                        FROM {posts} WHERE kind = 'reply' AND parent_id IS NOT NULL""",
+        "co_link": f"""SELECT DISTINCT 'co_link', author_id,
+                              rtrim(unnest(regexp_extract_all(text, 'https?://[^\\s]+')),
+                                    '.,;:!?)'), created_at
+                       FROM {posts} WHERE kind <> 'repost' AND text LIKE '%http%'""",
+        "co_post": f"""SELECT 'co_post', author_id, md5(norm), created_at FROM (
+                           SELECT author_id, created_at, {text} AS norm
+                           FROM {posts} WHERE kind <> 'repost')
+                       WHERE length(norm) >= {int(c.min_text_chars)}""",
+    }
+    if engagements is not None:
+        parts["co_repost"] += f"""
+            UNION SELECT 'co_repost', actor, post_id, engaged_at FROM {engagements}
+            WHERE action = 'repost' AND engaged_at IS NOT NULL"""
+    chosen = [sql for kind, sql in parts.items() if kind in c.windows]
+    body = "\nUNION ALL\n".join(f"({sql})" for sql in chosen) if chosen else \
+        "SELECT NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::TIMESTAMP WHERE false"
+    return f"SELECT * FROM ({body}) t(kind, actor, target, acted_at) " \
+           "WHERE actor IS NOT NULL AND target IS NOT NULL AND acted_at IS NOT NULL"
+
+
+def similar_actions_sql(posts: str, c: CoActionConfig) -> str:
+    """co-similar as actions: each pair of posts whose token sets reach the Jaccard threshold
+    becomes a shared target (the smaller post id), so the edge join treats it like co-post."""
+    rows = c.similar_num_perm // c.similar_bands
+    text = NORMALIZED.format(col="text")
+    return f"""
+    WITH docs AS (
+        SELECT post_id, author_id, created_at, list_distinct(string_split({text}, ' ')) AS tokens
+        FROM {posts} WHERE kind <> 'repost' AND length({text}) >= {int(c.min_text_chars)}),
+    signature AS (
+        SELECT d.post_id, p.k, min(hash(t.token, p.k)) AS h
+        FROM docs d, unnest(d.tokens) t(token), range({int(c.similar_num_perm)}) p(k)
+        GROUP BY ALL),
+    band_keys AS (
+        SELECT post_id, k // {rows} AS band, hash(list(h ORDER BY k)) AS band_key
+        FROM signature GROUP BY post_id, band),
+    candidates AS (
+        SELECT DISTINCT a.post_id AS post_a, b.post_id AS post_b
+        FROM band_keys a JOIN band_keys b USING (band, band_key) WHERE a.post_id < b.post_id),
+    similar_pairs AS (
+        SELECT c.post_a, c.post_b
+        FROM candidates c JOIN docs x ON x.post_id = c.post_a JOIN docs y ON y.post_id = c.post_b
+        WHERE x.author_id <> y.author_id
+          AND abs(epoch(x.created_at) - epoch(y.created_at)) <= {int(c.windows["co_similar"])}
+          AND len(list_intersect(x.tokens, y.tokens))
+              / len(list_distinct(list_concat(x.tokens, y.tokens)))
+              >= {float(c.similar_threshold)})
+    SELECT DISTINCT 'co_similar' AS kind, d.author_id AS actor, s.post_a AS target,
+           d.created_at AS acted_at
+    FROM similar_pairs s JOIN docs d ON d.post_id IN (s.post_a, s.post_b)"""
+
+
+def co_action_edges_sql(actions: str, c: CoActionConfig) -> str:
+    """Weighted account pairs per kind: weight (distinct shared targets), co-actions, first and
+    last co-action time, the mean over targets of the closest gap, and one example target.
+    Aggregated in two steps (per target, then per pair) with no per-pair lists or medians, so
+    DuckDB can spill to disk when a busy day yields tens of millions of pairs."""
+    windows = " ".join(f"WHEN '{k}' THEN {int(w)}" for k, w in c.windows.items())
+    return f"""
+    WITH a AS (
+        SELECT kind, actor, target, acted_at, epoch(acted_at) AS t,
+               CASE kind {windows} END AS window_s
+        FROM {actions}),
+    b AS (SELECT *, floor(t / greatest(window_s, 1))::BIGINT AS bucket FROM a),
+    shifted AS (SELECT *, bucket + d AS probe FROM b, (VALUES (0), (1)) s(d)),
+    per_target AS (
+        SELECT x.kind, least(x.actor, y.actor) AS actor_a, greatest(x.actor, y.actor) AS actor_b,
+               x.target, count(*) AS co_actions,
+               min(least(x.acted_at, y.acted_at)) AS first_at,
+               max(greatest(x.acted_at, y.acted_at)) AS last_at, min(abs(x.t - y.t)) AS gap
+        FROM shifted x JOIN b y
+          ON x.kind = y.kind AND x.target = y.target AND x.probe = y.bucket
+        WHERE x.actor <> y.actor AND abs(x.t - y.t) <= x.window_s
+          -- a pair in the same bucket is met twice (x,y and y,x): keep one
+          AND (x.probe <> x.bucket OR x.actor < y.actor)
+        GROUP BY ALL)
+    SELECT kind, actor_a, actor_b, count(*) AS weight, sum(co_actions) AS co_actions,
+           min(first_at) AS first_at, max(last_at) AS last_at, avg(gap) AS mean_gap_s,
+           min(target) AS example_target
+    FROM per_target GROUP BY kind, actor_a, actor_b"""
+
+
+def action_counts_sql(actions: str) -> str:
+    """Actions per (kind, actor): the null model's exposure."""
+    return f"SELECT kind, actor, count(*) AS actions FROM {actions} GROUP BY kind, actor"
+
+
+def weight_totals_sql(edges: str) -> str:
+    """Per kind: all edges and the sum of their weights (the null model's coincidence mass)."""
+    return (f"SELECT kind, count(*) AS edges, sum(weight)::DOUBLE AS total_weight "
+            f"FROM {edges} GROUP BY kind")
