@@ -85,6 +85,50 @@ MART_VIEWS: dict[str, str] = {
                           AS inflammatory FROM scores.toxicity GROUP BY ALL) t
           USING (collection_date)
         GROUP BY b.collection_date""",
+    # Coordinated groups with their members, the evidence of their significant edges and
+    # the members' mean bot score.
+    "marts.coordinated_groups": """
+        WITH members AS (
+            SELECT g.collection_date, g.group_id, any_value(g.group_size) AS group_size,
+                   list(coalesce(f.username, g.actor) ORDER BY g.actor) AS members,
+                   round(avg(b.total_score), 2) AS mean_bot_score,
+                   count(*) FILTER (WHERE b.flagged) AS members_flagged
+            FROM coordination.groups g
+            LEFT JOIN features.account_features f
+              ON f.collection_date = g.collection_date AND f.account_id = g.actor
+            LEFT JOIN scores.bot_scores b
+              ON b.collection_date = g.collection_date AND b.account_id = g.actor
+            GROUP BY ALL),
+        evidence AS (
+            SELECT collection_date, group_id, list(kind ORDER BY kind) AS kinds,
+                   sum(edges) AS significant_edges, sum(total_weight) AS total_weight,
+                   min(first_at) AS first_co_action, max(last_at) AS last_co_action,
+                   round(avg(mean_gap_s), 1) AS mean_gap_seconds
+            FROM coordination.group_evidence GROUP BY ALL)
+        SELECT * FROM members JOIN evidence USING (collection_date, group_id)
+        ORDER BY collection_date, group_size DESC""",
+    # What a group reposted together: posts reposted by at least two members in the
+    # co-action window (the partition and the two dates before it), with the timing.
+    "marts.coordinated_group_reposts": """
+        SELECT g.collection_date, g.group_id, p.reposted_id AS post_id,
+               count(DISTINCT p.author_id) AS members_reposting,
+               any_value(g.group_size) AS group_size,
+               min(p.created_at) AS first_repost, max(p.created_at) AS last_repost,
+               date_diff('second', min(p.created_at), max(p.created_at)) AS spread_seconds
+        FROM coordination.groups g
+        JOIN core.posts p ON p.author_id = g.actor AND p.kind = 'repost'
+         AND p.collection_date BETWEEN g.collection_date - INTERVAL 2 DAY AND g.collection_date
+        GROUP BY ALL HAVING count(DISTINCT p.author_id) >= 2
+        ORDER BY g.collection_date, g.group_id, members_reposting DESC""",
+    # The largest identical / near-identical behaviour bins (sets of at least 3 posts).
+    "marts.largest_bins": """
+        SELECT collection_date, action, near_bin_id, count(*) AS accounts,
+               count(DISTINCT bin_id) AS exact_bins, max(bin_size) AS largest_exact_bin,
+               min(set_size) AS min_set_size, max(set_size) AS max_set_size,
+               list(actor ORDER BY actor)[1:20] AS sample_accounts
+        FROM coordination.behaviour_bins WHERE set_size >= 3
+        GROUP BY ALL HAVING count(*) >= 2
+        ORDER BY collection_date, action, accounts DESC""",
 }
 
 

@@ -22,7 +22,7 @@ RAPID_COMMENT_SECONDS = 30  # seed 003: comments posted less than 30 s apart
 
 
 def account_features_sql(date: str, lookback_days: int, toxicity: bool,
-                         rapid_seconds: int = RAPID_COMMENT_SECONDS) -> str:
+                         rapid_seconds: int = RAPID_COMMENT_SECONDS, bins: bool = False) -> str:
     """SELECT the feature frame for ``date`` (YYYY-MM-DD)."""
     ref = f"(DATE '{date}' + INTERVAL 1 DAY)"  # end of the partition's day
     window = (f"collection_date BETWEEN DATE '{date}' - INTERVAL {int(lookback_days)} DAY "
@@ -31,6 +31,11 @@ def account_features_sql(date: str, lookback_days: int, toxicity: bool,
              f"FROM scores.toxicity WHERE {window} GROUP BY post_id) x USING (post_id)"
              if toxicity else "")
     toxic_col = "x.is_inflammatory" if toxicity else "NULL::BOOLEAN"
+    # The Danish study's bin size: how many accounts liked (or reposted) exactly the same set
+    # of posts as this one (the larger of the two actions).
+    co_bins = (f"LEFT JOIN (SELECT actor AS account_id, max(bin_size) AS co_engagement_bin_size "
+               f"FROM coordination.behaviour_bins WHERE collection_date = DATE '{date}' "
+               f"GROUP BY actor) cb USING (account_id)" if bins else "")
     return f"""
     WITH posts AS (
         SELECT p.platform, p.author_id AS account_id, p.post_id, p.kind, p.created_at,
@@ -123,10 +128,11 @@ def account_features_sql(date: str, lookback_days: int, toxicity: bool,
            t.median_comment_gap_seconds,
            ac.comments_scored,
            ac.comments_inflammatory / nullif(ac.comments_scored, 0) AS inflammatory_share,
-           NULL::BIGINT AS co_engagement_bin_size
+           {"cb.co_engagement_bin_size" if bins else "NULL::BIGINT AS co_engagement_bin_size"}
     FROM active a
     JOIN activity ac USING (platform, account_id)
     LEFT JOIN profile pr USING (platform, account_id)
     LEFT JOIN repetition r USING (platform, account_id)
     LEFT JOIN timing t USING (platform, account_id)
+    {co_bins}
     """

@@ -73,7 +73,7 @@ def co_action_edges(context: dg.AssetExecutionContext, config: CoActionNetworkCo
                                              "ORDER BY 1").fetchall()))
         network = scored_network(con, "actions", settings,
                                  NullModelConfig(alpha=config.alpha, min_weight=config.min_weight),
-                                 keep_min_weight=config.keep_min_weight)
+                                 keep_min_weight=config.keep_min_weight, log=context.log)
     scored, counts = network.edges, network.counts
     rows = warehouse.lake.write("coordination", "co_action_edges", key, scored.with_columns(
         pl.lit(key).str.to_date().alias("collection_date")).sort("kind", "actor_a", "actor_b"))

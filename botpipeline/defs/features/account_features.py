@@ -3,7 +3,8 @@
 Profile (age at the partition's reference time, followers, following, ratio, counts,
 verified, profile completeness) and behaviour over a look-back window (posts in 24 h, unique
 active hours, repetitive content, engagement per post and per comment, comment counts and
-gaps, comment/post ratio, inflammatory share when toxicity is scored). Computed in DuckDB SQL
+gaps, comment/post ratio, inflammatory share when toxicity is scored, and the size of the
+account's identical-behaviour bin when coordination/behaviour_bins ran for the date). Computed in DuckDB SQL
 over the core model; see transforms/account_features.py.
 """
 
@@ -25,7 +26,8 @@ class FeatureConfig(dg.Config):
 @dg.asset(key=["features", "account_features"], group_name="features",
           deps=[dg.AssetDep(dg.AssetKey(["core", "posts"]),
                             partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-7)),
-                dg.AssetKey(["core", "accounts"]), dg.AssetKey(["scores", "toxicity"])],
+                dg.AssetKey(["core", "accounts"]), dg.AssetKey(["scores", "toxicity"]),
+                dg.AssetKey(["coordination", "behaviour_bins"])],
           partitions_def=daily_partitions, kinds={"duckdb", "parquet"}, description=__doc__)
 def account_features(context: dg.AssetExecutionContext, config: FeatureConfig,
                      warehouse: Warehouse) -> dg.MaterializeResult:
@@ -33,7 +35,9 @@ def account_features(context: dg.AssetExecutionContext, config: FeatureConfig,
     with warehouse.get_connection() as con:
         sql = account_features_sql(key, config.lookback_days,
                                    toxicity=has_table(con, "scores", "toxicity"),
-                                   rapid_seconds=config.rapid_comment_seconds)
+                                   rapid_seconds=config.rapid_comment_seconds,
+                                   bins=warehouse.lake.has_partition(
+                                       "coordination", "behaviour_bins", key))
         rows = warehouse.lake.write("features", "account_features", key,
                                     f"SELECT DATE '{key}' AS collection_date, * FROM ({sql})",
                                     con=con, order_by="platform, account_id")

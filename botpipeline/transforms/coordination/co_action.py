@@ -7,7 +7,7 @@ similarity of at least a threshold, found by MinHash LSH and verified exactly). 
 weight of a pair is the number of distinct targets they co-acted on.
 
 Pairs are found with an equi-join on (kind, target, time bucket): each action is matched
-against its own bucket and the next one, so a post reposted 50,000 times over a day never
+against its own bucket and its neighbours, so a post reposted 50,000 times over a day never
 forms its 50,000^2 pairs, only those inside the window.
 """
 
@@ -97,29 +97,31 @@ def similar_actions_sql(posts: str, c: CoActionConfig) -> str:
     FROM similar_pairs s JOIN docs d ON d.post_id IN (s.post_a, s.post_b)"""
 
 
-def co_action_edges_sql(actions: str, c: CoActionConfig) -> str:
+def co_action_edges_sql(actions: str, c: CoActionConfig, chunk: tuple[int, int] = (0, 1)) -> str:
     """Weighted account pairs per kind: weight (distinct shared targets), co-actions, first and
     last co-action time, the mean over targets of the closest gap, and one example target.
-    Aggregated in two steps (per target, then per pair) with no per-pair lists or medians, so
-    DuckDB can spill to disk when a busy day yields tens of millions of pairs."""
+
+    Each action x probes its own time bucket and the two next to it for actions y of a later
+    account (x.actor < y.actor), so every unordered pair of actions is met exactly once and a
+    pair's rows all carry the same orientation. ``chunk = (i, n)`` keeps the pairs whose first
+    account hashes to i modulo n: a busy day is aggregated in n slices of 1/n the memory."""
     windows = " ".join(f"WHEN '{k}' THEN {int(w)}" for k, w in c.windows.items())
+    index, count = chunk
     return f"""
     WITH a AS (
         SELECT kind, actor, target, acted_at, epoch(acted_at) AS t,
                CASE kind {windows} END AS window_s
         FROM {actions}),
     b AS (SELECT *, floor(t / greatest(window_s, 1))::BIGINT AS bucket FROM a),
-    shifted AS (SELECT *, bucket + d AS probe FROM b, (VALUES (0), (1)) s(d)),
+    x AS (SELECT *, bucket + d AS probe FROM b, (VALUES (-1), (0), (1)) s(d)
+          WHERE hash(actor) % {int(count)} = {int(index)}),
     per_target AS (
-        SELECT x.kind, least(x.actor, y.actor) AS actor_a, greatest(x.actor, y.actor) AS actor_b,
-               x.target, count(*) AS co_actions,
+        SELECT x.kind, x.actor AS actor_a, y.actor AS actor_b, x.target,
+               count(*) AS co_actions,
                min(least(x.acted_at, y.acted_at)) AS first_at,
                max(greatest(x.acted_at, y.acted_at)) AS last_at, min(abs(x.t - y.t)) AS gap
-        FROM shifted x JOIN b y
-          ON x.kind = y.kind AND x.target = y.target AND x.probe = y.bucket
-        WHERE x.actor <> y.actor AND abs(x.t - y.t) <= x.window_s
-          -- a pair in the same bucket is met twice (x,y and y,x): keep one
-          AND (x.probe <> x.bucket OR x.actor < y.actor)
+        FROM x JOIN b y ON x.kind = y.kind AND x.target = y.target AND x.probe = y.bucket
+        WHERE x.actor < y.actor AND abs(x.t - y.t) <= x.window_s
         GROUP BY ALL)
     SELECT kind, actor_a, actor_b, count(*) AS weight, sum(co_actions) AS co_actions,
            min(first_at) AS first_at, max(last_at) AS last_at, avg(gap) AS mean_gap_s,

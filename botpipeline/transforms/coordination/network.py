@@ -24,14 +24,24 @@ class ScoredNetwork:
 
 
 def scored_network(con: duckdb.DuckDBPyConnection, actions: str, config: CoActionConfig,
-                   null: NullModelConfig = NullModelConfig(),
-                   keep_min_weight: int = 2) -> ScoredNetwork:
-    """All edges are computed in DuckDB (spilling to disk if need be); only edges of weight >=
-    ``keep_min_weight`` reach Python. Single coincidences (weight 1) are most edges of a busy
-    day, never significant (``min_weight`` >= 2) and only summed for the null model."""
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _edges AS {co_action_edges_sql(actions, config)}")
-    totals = con.sql(weight_totals_sql("_edges")).pl()
-    kept = con.sql(f"SELECT * FROM _edges WHERE weight >= {int(keep_min_weight)}").pl()
-    con.execute("DROP TABLE _edges")
+                   null: NullModelConfig = NullModelConfig(), keep_min_weight: int = 2,
+                   actions_per_chunk: int = 250_000, log=None) -> ScoredNetwork:
+    """All edges are computed in DuckDB, in slices of about ``actions_per_chunk`` actions'
+    worth of first accounts; only edges of weight >= ``keep_min_weight`` reach Python. Single
+    coincidences (weight 1) are most edges of a busy day, never significant (``min_weight`` >=
+    2) and only counted and summed for the null model."""
+    total = con.sql(f"SELECT count(*) FROM {actions}").fetchall()[0][0]
+    chunks = max(1, -(-total // actions_per_chunk))
+    kept, totals = [], []
+    for index in range(chunks):
+        con.execute("CREATE OR REPLACE TEMP TABLE _edges AS "
+                    + co_action_edges_sql(actions, config, (index, chunks)))
+        totals.append(con.sql(weight_totals_sql("_edges")).pl())
+        kept.append(con.sql(f"SELECT * FROM _edges WHERE weight >= {int(keep_min_weight)}").pl())
+        if log is not None and chunks > 1:
+            log.info(f"co-action edges: slice {index + 1} of {chunks} done")
+    con.execute("DROP TABLE IF EXISTS _edges")
+    totals = (pl.concat(totals).group_by("kind")
+              .agg(pl.col("edges").sum(), pl.col("total_weight").sum()).sort("kind"))
     counts = con.sql(action_counts_sql(actions)).pl()
-    return ScoredNetwork(score_edges(kept, counts, totals, null), counts, totals)
+    return ScoredNetwork(score_edges(pl.concat(kept), counts, totals, null), counts, totals)
