@@ -43,8 +43,11 @@ def score_edges(edges: pl.DataFrame, counts: pl.DataFrame, totals: pl.DataFrame 
     exposure = counts.group_by("kind").agg(
         pl.len().alias("accounts"), pl.col("actions").sum().cast(pl.Float64).alias("s"),
         (pl.col("actions").cast(pl.Float64) ** 2).sum().alias("s2"))
-    weights = (edges.group_by("kind").agg(pl.col("weight").sum().cast(pl.Float64).alias("w"))
-               if totals is None else totals.select("kind", pl.col("total_weight").alias("w")))
+    weights = edges.group_by("kind").agg(pl.col("weight").sum().cast(pl.Float64).alias("w"))
+    if totals is not None:  # a kind the totals miss falls back to its edges' own weight
+        weights = (totals.select("kind", pl.col("total_weight").cast(pl.Float64).alias("t"))
+                   .join(weights, on="kind", how="full", coalesce=True)
+                   .select("kind", pl.coalesce("t", "w").alias("w")))
     rates = exposure.join(weights, on="kind", how="left").with_columns(
         (pl.col("w").fill_null(0) / ((pl.col("s") ** 2 - pl.col("s2")) / 2)).alias("q"),
         (pl.col("accounts").cast(pl.Float64) * (pl.col("accounts") - 1) / 2).alias("pairs"))
