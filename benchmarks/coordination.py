@@ -26,7 +26,6 @@ import shutil
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from measure import in_child
 

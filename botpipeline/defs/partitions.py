@@ -9,3 +9,9 @@ daily_partitions = dg.DailyPartitionsDefinition(start_date="2011-09-01", end_off
 # One partition per OASIS simulation run (the run id); the OASIS sensor adds them as run
 # folders appear under incoming/oasis/.
 oasis_runs = dg.DynamicPartitionsDefinition(name="oasis_runs")
+
+
+def lookback_sql(key: str, days: int) -> str:
+    """SQL condition: a daily partition ``key`` and the ``days`` collection dates before it."""
+    return (f"collection_date BETWEEN DATE '{key}' - INTERVAL {int(days)} DAY "
+            f"AND DATE '{key}'")

@@ -11,7 +11,7 @@ import polars as pl
 
 from botpipeline.defs.coordination.truth import planted_like_groups
 from botpipeline.defs.metadata import markdown_preview, png_metadata
-from botpipeline.defs.partitions import daily_partitions
+from botpipeline.defs.partitions import daily_partitions, lookback_sql
 from botpipeline.defs.resources import Warehouse
 from botpipeline.plots import bin_sizes
 from botpipeline.transforms.coordination.bins import BinConfig, behaviour_bins
@@ -48,8 +48,7 @@ def _groups(bins: pl.DataFrame, column: str, size: str, config: BehaviourBinsCon
 def coordination_behaviour_bins(context: dg.AssetExecutionContext, config: BehaviourBinsConfig,
                                 warehouse: Warehouse) -> dg.MaterializeResult:
     key = context.partition_key
-    window = (f"collection_date BETWEEN DATE '{key}' - INTERVAL {int(config.lookback_days)} DAY "
-              f"AND DATE '{key}'")
+    window = lookback_sql(key, config.lookback_days)
     settings = BinConfig(min_set_size=config.min_set_size,
                          jaccard_threshold=config.jaccard_threshold,
                          num_perm=config.num_perm, bands=config.bands)

@@ -14,7 +14,7 @@ import polars as pl
 
 from botpipeline.defs.conversations.reconstruction import has_table
 from botpipeline.defs.metadata import markdown_preview, png_metadata
-from botpipeline.defs.partitions import daily_partitions
+from botpipeline.defs.partitions import daily_partitions, lookback_sql
 from botpipeline.defs.resources import Warehouse
 from botpipeline.readers.botometer import SCORES_SCHEMA, merge_botometer, read_botometer_csv
 from botpipeline.transforms.bot_signals import SIGNALS
@@ -31,8 +31,7 @@ def frame_sql(key: str, botometer: bool, deletions: bool = True) -> str:
     """One row per account scored on the date, joined with everything the study correlated."""
     signals = ", ".join(f"s.{name}" for name in SIGNALS)
     deleted = (f"SELECT user_id, count(*) AS tweets_deleted FROM raw.deletions "
-               f"WHERE collection_date BETWEEN DATE '{key}' - INTERVAL 6 DAY AND DATE '{key}' "
-               f"GROUP BY user_id" if deletions else
+               f"WHERE {lookback_sql(key, 6)} GROUP BY user_id" if deletions else
                "SELECT NULL::VARCHAR AS user_id, 0 AS tweets_deleted WHERE false")
     bot = ("LEFT JOIN _botometer m ON m.account_id = f.account_id "
            "OR (m.account_id IS NULL AND lower(m.username) = lower(f.username))"

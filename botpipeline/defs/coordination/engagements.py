@@ -17,7 +17,7 @@ import dagster as dg
 import polars as pl
 
 from botpipeline.defs.metadata import markdown_preview
-from botpipeline.defs.partitions import daily_partitions
+from botpipeline.defs.partitions import daily_partitions, lookback_sql
 from botpipeline.defs.resources import Warehouse
 from botpipeline.readers.likers_scrape import read_likers_pull
 from botpipeline.readers.twarc_engagements import read_twarc_engagements
@@ -38,8 +38,7 @@ RESOLVE = """
     WITH known AS (
         SELECT lower(username) AS handle, arg_max(account_id, observed_at) AS known_id
         FROM core.accounts
-        WHERE collection_date BETWEEN DATE '{key}' - INTERVAL 7 DAY AND DATE '{key}'
-          AND username IS NOT NULL
+        WHERE {accounts_window} AND username IS NOT NULL
         GROUP BY handle)
     SELECT DATE '{key}' AS collection_date, e.platform, e.post_id, e.action,
            coalesce(e.account_id, k.known_id) AS account_id, e.username,
@@ -79,7 +78,8 @@ def raw_engagements(context: dg.AssetExecutionContext, config: EngagementsConfig
     with warehouse.get_connection() as con:
         con.register("_files", files)
         union = f"SELECT * FROM _files UNION ALL BY NAME ({STREAM_REPOSTS.format(key=key)})"
-        rows = lake.write("raw", "engagements", key, RESOLVE.format(key=key, union=union),
+        resolve = RESOLVE.format(key=key, union=union, accounts_window=lookback_sql(key, 7))
+        rows = lake.write("raw", "engagements", key, resolve,
                           con=con, order_by="action, post_id, actor")
         quarantined = lake.write("raw", "engagement_quarantine", key, quarantine)
         lake.register_views(con)

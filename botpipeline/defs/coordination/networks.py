@@ -15,7 +15,7 @@ import polars as pl
 from botpipeline.defs.conversations.reconstruction import has_table
 from botpipeline.defs.coordination.truth import planted_coordination
 from botpipeline.defs.metadata import markdown_preview, png_metadata
-from botpipeline.defs.partitions import daily_partitions
+from botpipeline.defs.partitions import daily_partitions, lookback_sql
 from botpipeline.defs.resources import Warehouse
 from botpipeline.plots import coordination_network
 from botpipeline.transforms.coordination.co_action import (CoActionConfig, actions_sql,
@@ -53,8 +53,7 @@ class CoActionNetworkConfig(dg.Config):
 def co_action_edges(context: dg.AssetExecutionContext, config: CoActionNetworkConfig,
                     warehouse: Warehouse) -> dg.MaterializeResult:
     key = context.partition_key
-    window = (f"collection_date BETWEEN DATE '{key}' - INTERVAL {int(config.lookback_days)} DAY "
-              f"AND DATE '{key}'")
+    window = lookback_sql(key, config.lookback_days)
     settings = CoActionConfig(windows=dict(config.windows), min_text_chars=config.min_text_chars,
                               similar_threshold=config.similar_threshold)
     with warehouse.get_connection() as con:
@@ -109,6 +108,7 @@ def coordination_groups(context: dg.AssetExecutionContext, config: GroupsConfig,
         stamp = pl.lit(key).str.to_date().alias("collection_date")
         rows = warehouse.lake.write("coordination", "groups", key, groups.with_columns(stamp))
         con.register("_groups", groups)
+        con.register("_edges", edges)
         # evidence per group: the significant edges between its own members
         evidence = con.sql("""
             WITH inside AS (
@@ -121,9 +121,7 @@ def coordination_groups(context: dg.AssetExecutionContext, config: GroupsConfig,
                    max(weight) AS max_weight, min(first_at) AS first_at, max(last_at) AS last_at,
                    avg(mean_gap_s) AS mean_gap_s,
                    list_sort(list_distinct(list(example_target)))[1:10] AS shared_targets
-            FROM inside GROUP BY group_id, kind ORDER BY group_id, kind""".replace(
-            "_edges", "(SELECT * FROM coordination.co_action_edges WHERE collection_date = "
-                      f"DATE '{key}')")).pl()
+            FROM inside GROUP BY group_id, kind ORDER BY group_id, kind""").pl()
         warehouse.lake.write("coordination", "group_evidence", key, evidence.with_columns(stamp))
     warehouse.refresh_catalog(context.log)
     sizes = groups.group_by("group_id").agg(pl.len().alias("members"),

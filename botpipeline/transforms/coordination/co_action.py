@@ -17,9 +17,6 @@ from dataclasses import dataclass, field
 
 from botpipeline.transforms.account_features import NORMALIZED
 
-KINDS = ("co_repost", "co_reply", "co_link", "co_post", "co_similar")
-
-
 @dataclass(frozen=True)
 class CoActionConfig:
     windows: dict[str, int] = field(default_factory=lambda: {
