@@ -3,7 +3,7 @@
 import dagster as dg
 
 from botpipeline.defs import (conversations, coordination, core, exports, features, hydration,
-                              raw, scores)
+                              raw, scores, sharkey)
 from botpipeline.defs.resources import Warehouse
 
 defs = dg.Definitions.merge(
@@ -15,5 +15,6 @@ defs = dg.Definitions.merge(
     features.defs,
     scores.defs,
     coordination.defs,
+    sharkey.defs,
     dg.Definitions(resources={"warehouse": Warehouse()}),
 )

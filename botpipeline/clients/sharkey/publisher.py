@@ -1,0 +1,349 @@
+"""Publish a plan (transforms/sharkey/plan.py) to a Sharkey server, resumably.
+
+Every object becomes one task (scheduler.py) whose success is written to the ledger at once.
+Re-running skips what the ledger holds, and repairs the one gap a crash can leave: a note the
+server created whose id never reached the ledger. Each account posts one note at a time, so
+there is at most one such note per account; before posting again, the publisher looks at the
+account's newest notes on the server and adopts a match instead of posting a duplicate.
+Follows and reactions are safe to repeat (ALREADY_FOLLOWING / ALREADY_REACTED mean done),
+drive uploads are de-duplicated by md5, and a username that already exists is adopted if the
+token store holds its token.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+from botpipeline.clients.sharkey.client import SharkeyClient
+from botpipeline.clients.sharkey.errors import (Ambiguous, AlreadyDone, AuthenticationError,
+                                                DuplicateUsername, PermissionDenied,
+                                                RateLimited, SharkeyError, Unreachable)
+from botpipeline.clients.sharkey.limits import lower_bound_seconds
+from botpipeline.clients.sharkey.scheduler import (Abort, Outcome, Retry, Task, TaskFailed,
+                                                   run_tasks)
+from botpipeline.clients.sharkey.tokens import TokenStore
+from botpipeline.storage.sharkey_ledger import Ledger
+from botpipeline.transforms.sharkey.images import avatar_png, banner_png
+from botpipeline.transforms.sharkey.plan import ADMIN, Plan
+
+log = logging.getLogger(__name__)
+
+# What each selectable part of a publish creates (the Dagster assets of the sharkey group).
+PARTS = {"accounts": ("account",), "profiles": ("avatar", "banner", "profile"),
+         "notes": ("note",), "renotes": ("renote",), "follows": ("follow",),
+         "reactions": ("reaction",)}
+LEDGER_KIND = {"renote": "note"}
+AMBIGUOUS_RETRIES = 8
+
+
+@dataclass
+class PublishReport:
+    outcome: Outcome
+    planned: Counter = field(default_factory=Counter)
+    before: Counter = field(default_factory=Counter)      # already in the ledger at start
+    reconciled: Counter = field(default_factory=Counter)  # adopted instead of re-created
+    lower_bound: dict = field(default_factory=dict)
+
+    def failed(self, kind: str) -> list[Task]:
+        return [t for t in self.outcome.failed + self.outcome.blocked if t.kind == kind]
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        return {kind: {"planned": n, "already_published": self.before[kind],
+                       "published_now": self.outcome.done[kind],
+                       "adopted_after_crash": self.reconciled[kind],
+                       "failed": sum(t.kind == kind for t in self.outcome.failed),
+                       "blocked": sum(t.kind == kind for t in self.outcome.blocked)}
+                for kind, n in sorted(self.planned.items())}
+
+
+class Publisher:
+    def __init__(self, plan: Plan, client: SharkeyClient, ledger: Ledger, tokens: TokenStore,
+                 *, visibility: str = "public", mark_as_bot: bool = False,
+                 logger: logging.Logger | None = None):
+        self.plan, self.client, self.ledger, self.tokens = plan, client, ledger, tokens
+        self.visibility, self.mark_as_bot = visibility, mark_as_bot
+        self.log = logger or log
+        self._ids = ledger.done()
+        self._lock = threading.Lock()
+        self._accounts = {r["user_id"]: r for r in plan.accounts.iter_rows(named=True)}
+        self._pending_notes: dict[str, list[dict]] = defaultdict(list)
+        self._ambiguous: Counter = Counter()
+        self.reconciled: Counter = Counter()
+
+    # -- ledger -----------------------------------------------------------------------------
+    def _id(self, kind: str, key: str) -> str | None:
+        with self._lock:
+            return self._ids.get((LEDGER_KIND.get(kind, kind), key))
+
+    def _record(self, kind: str, key: str, user_id: str | None, server_id: str | None,
+                detail: dict | None = None) -> None:
+        ledger_kind = LEDGER_KIND.get(kind, kind)
+        self.ledger.record(ledger_kind, key, user_id, server_id, detail)
+        with self._lock:
+            self._ids[(ledger_kind, key)] = server_id
+
+    def _token(self, user_id: str) -> str:
+        username = self._accounts[user_id]["username"]
+        token = self.tokens.token(username)
+        if not token:
+            raise TaskFailed("TOKEN_LOST", f"no token for @{username} (dataset user {user_id}) "
+                             f"in {self.tokens.path}; see README 'Lost account tokens'")
+        return token
+
+    # -- tasks ------------------------------------------------------------------------------
+    def _guard(self, fn, *args):
+        def run():
+            try:
+                fn(*args)
+            except (RateLimited, Retry, TaskFailed, Abort):
+                raise
+            except Unreachable as exc:
+                raise Abort(str(exc)) from None
+            except SharkeyError as exc:
+                raise TaskFailed(exc.code or "ERROR", str(exc)) from None
+        return run
+
+    def _create_account(self, row: dict) -> None:
+        username = row["username"]
+        password = self.tokens.password_for(username, lambda: secrets.token_urlsafe(24))
+        for _ in range(AMBIGUOUS_RETRIES):
+            try:
+                user = self.client.call("admin/accounts/create",
+                                        {"username": username, "password": password}, wait=False)
+            except Ambiguous:
+                continue  # if it went through, the next try says the name is taken
+            except DuplicateUsername:
+                return self._adopt_account(row)
+            except (AuthenticationError, PermissionDenied) as exc:
+                raise Abort(f"the admin token cannot create accounts on {self.client.server}: "
+                            f"{exc.code}. Check SHARKEY_ADMIN_TOKEN (Misskey: root's token).") \
+                    from None
+            self.tokens.put(username, token=user["token"], user_id=user["id"])
+            self._record("account", row["user_id"], row["user_id"], user["id"],
+                         {"username": username})
+            return None
+        raise TaskFailed("SERVER_ERROR", f"admin/accounts/create for @{username} failed "
+                         f"{AMBIGUOUS_RETRIES} times in transit")
+
+    def _adopt_account(self, row: dict) -> None:
+        username = row["username"]
+        existing = self.client.call("users/show", {"username": username, "host": None})
+        token = self.tokens.token(username)
+        if not token:
+            raise TaskFailed("TOKEN_LOST", f"@{username} already exists on {self.client.server} "
+                             f"but {self.tokens.path} has no token for it (a crash right after "
+                             f"creating it, or a name someone else owns); see README "
+                             f"'Lost account tokens'")
+        me = self.client.call("i", {}, token=token)
+        if me.get("id") != existing.get("id"):
+            raise TaskFailed("TOKEN_MISMATCH", f"the stored token for @{username} belongs to "
+                             f"another account")
+        self.reconciled["account"] += 1
+        self._record("account", row["user_id"], row["user_id"], existing["id"],
+                     {"username": username, "adopted": True})
+
+    def _upload(self, row: dict, which: str) -> None:
+        draw = avatar_png if which == "avatar" else banner_png
+        png = draw(row["username"], row["persona"])
+        file = self.client.call(
+            "drive/files/create", token=self._token(row["user_id"]), wait=False,
+            files={"file": (f"{which}-{row['username']}.png", png, "image/png")},
+            fields={"name": f"{which}-{row['username']}.png", "isSensitive": "false"})
+        self._record(which, row["user_id"], row["user_id"], file["id"], {"md5": file.get("md5")})
+
+    def _update_profile(self, row: dict) -> None:
+        body = {"name": row["display_name"], "description": row["description"],
+                "avatarId": self._id("avatar", row["user_id"]),
+                "bannerId": self._id("banner", row["user_id"]), "isBot": self.mark_as_bot}
+        self.client.call("i/update", body, token=self._token(row["user_id"]), wait=False)
+        self._record("profile", row["user_id"], row["user_id"], self._id("account",
+                                                                         row["user_id"]))
+
+    def _note_body(self, row: dict) -> dict:
+        body = {"visibility": self.visibility, "noExtractMentions": True}
+        if row["text"] is not None:
+            body["text"] = row["text"]
+        if row["reply_to_key"]:
+            body["replyId"] = self._id("note", row["reply_to_key"])
+        if row["renote_of_key"]:
+            body["renoteId"] = self._id("note", row["renote_of_key"])
+        return body
+
+    def _post_note(self, row: dict, kind: str) -> None:
+        if self._id("note", row["note_key"]):
+            return  # adopted by a reconciliation in the meantime
+        body = self._note_body(row)
+        try:
+            created = self.client.call("notes/create", body, token=self._token(row["user_id"]),
+                                       wait=False)["createdNote"]
+        except Ambiguous as exc:
+            self._reconcile(row["user_id"])
+            if self._id("note", row["note_key"]):
+                return None
+            self._ambiguous[row["note_key"]] += 1
+            if self._ambiguous[row["note_key"]] >= AMBIGUOUS_RETRIES:
+                raise TaskFailed("SERVER_ERROR", str(exc)) from None
+            raise Retry(0.1 * self._ambiguous[row["note_key"]], str(exc)) from None
+        self._record(kind, row["note_key"], row["user_id"], created["id"],
+                     {"created_at": created.get("createdAt")})
+
+    def _reconcile(self, user_id: str) -> None:
+        """Adopt notes the server has for this account that the ledger lacks."""
+        server_user = self._id("account", user_id)
+        body = {"userId": server_user, "limit": 100}
+        since = self.ledger.last_note_id(user_id)
+        if since:
+            body["sinceId"] = since
+        found = self.client.call("users/notes", body, token=self._token(user_id))
+        with self._lock:
+            known = {v for (k, _), v in self._ids.items() if k == "note"}
+        for note in sorted(found or [], key=lambda n: n["id"]):
+            if note["id"] in known:
+                continue
+            for row in self._pending_notes[user_id]:
+                if self._id("note", row["note_key"]):
+                    continue
+                body = self._note_body(row)
+                if ((note.get("text") or "").strip() == (body.get("text") or "").strip()
+                        and note.get("replyId") == body.get("replyId")
+                        and note.get("renoteId") == body.get("renoteId")):
+                    kind = "renote" if row["source"] == "viral" else "note"
+                    self._record(kind, row["note_key"], user_id, note["id"],
+                                 {"created_at": note.get("createdAt"), "adopted": True})
+                    self.reconciled[kind] += 1
+                    break
+
+    def _follow(self, follower: str, followee: str) -> None:
+        target = self._id("account", followee)
+        try:
+            self.client.call("following/create", {"userId": target},
+                             token=self._token(follower), wait=False)
+        except AlreadyDone:
+            pass
+        self._record("follow", f"{follower}->{followee}", follower, target)
+
+    def _react(self, user_id: str, note_key: str, reaction: str) -> None:
+        note_id = self._id("note", note_key)
+        try:
+            self.client.call("notes/reactions/create", {"noteId": note_id, "reaction": reaction},
+                             token=self._token(user_id), wait=False)
+        except AlreadyDone:
+            pass
+        self._record("reaction", f"{user_id}|{note_key}", user_id, note_id,
+                     {"reaction": reaction})
+
+    # -- the task graph ---------------------------------------------------------------------
+    def tasks(self, parts: set[str]) -> list[Task]:
+        unknown = parts - set(PARTS)
+        if unknown:
+            raise ValueError(f"unknown parts {sorted(unknown)}; choose from {sorted(PARTS)}")
+        tasks: list[Task] = []
+        registry: dict[tuple[str, str], Task] = {}
+
+        def add(kind, key, owner, endpoint, order, fn, *args, deps=(), selected=True):
+            task = Task(kind, key, owner, endpoint, order, self._guard(fn, *args),
+                        [d for d in deps if d is not None])
+            if self._id(kind, key) is not None:
+                task.state = "done"
+            elif not selected:
+                part = next(p for p, kinds in PARTS.items() if kind in kinds)
+                task.state, task.code = "failed", "NOT_PUBLISHED"
+                task.error = f"not on the server yet: materialize sharkey/{part} first"
+            registry[(kind, key)] = task
+            if selected or task.state == "failed":
+                tasks.append(task)
+            return task
+
+        calls = self.plan.calls()
+        work = {u: (-sum(n for (o, _), n in calls.items() if o == u), u) for u in self._accounts}
+        creation_order = {u: i for i, u in enumerate(sorted(self._accounts, key=work.get))}
+        accounts = {}
+        for user, row in self._accounts.items():
+            accounts[user] = add("account", user, ADMIN, "admin/accounts/create",
+                                 creation_order[user], self._create_account, row,
+                                 selected="accounts" in parts)
+        if "profiles" in parts:
+            for user, row in self._accounts.items():
+                avatar = add("avatar", user, user, "drive/files/create", 0, self._upload, row,
+                             "avatar", deps=[accounts[user]])
+                banner = add("banner", user, user, "drive/files/create", 1, self._upload, row,
+                             "banner", deps=[accounts[user]])
+                add("profile", user, user, "i/update", 0, self._update_profile, row,
+                    deps=[accounts[user], avatar, banner])
+
+        notes = self.plan.notes.to_dicts()
+        if parts & {"notes", "renotes", "reactions"}:
+            previous: dict[str, Task] = {}
+            note_tasks: dict[str, Task] = {}
+            for row in notes:
+                kind = "renote" if row["source"] == "viral" else "note"
+                selected = ("renotes" if kind == "renote" else "notes") in parts
+                deps = [accounts[row["user_id"]]]
+                for ref in (row["reply_to_key"], row["renote_of_key"]):
+                    if ref:
+                        deps.append(note_tasks.get(ref))
+                if kind == "note":
+                    deps.append(previous.get(row["user_id"]))
+                task = add(kind, row["note_key"], row["user_id"], "notes/create", row["order"],
+                           self._post_note, row, kind, deps=deps, selected=selected)
+                note_tasks[row["note_key"]] = task
+                if kind == "note":
+                    previous[row["user_id"]] = task
+                if selected and task.state == "pending":
+                    self._pending_notes[row["user_id"]].append(row)
+            if self.ledger.previous_sessions:
+                # A crash may have left one unrecorded note per account: look before posting.
+                for user in self._pending_notes:
+                    check = Task("reconcile", user, user, "users/notes", -1,
+                                 self._guard(self._reconcile, user), [accounts[user]])
+                    tasks.append(check)
+                    for task in tasks:
+                        if task.kind in ("note", "renote") and task.owner == user \
+                                and task.state == "pending":
+                            task.deps.append(check)
+        if "follows" in parts:
+            for follower, followee in self.plan.follows.iter_rows():
+                add("follow", f"{follower}->{followee}", follower, "following/create", 0,
+                    self._follow, follower, followee,
+                    deps=[accounts[follower], accounts[followee]])
+        if "reactions" in parts:
+            for i, (user, note_key, reaction) in enumerate(
+                    self.plan.reactions.select("user_id", "note_key", "reaction").iter_rows()):
+                add("reaction", f"{user}|{note_key}", user, "notes/reactions/create", i,
+                    self._react, user, note_key, reaction,
+                    deps=[accounts[user], registry.get(("note", note_key))])
+        return tasks
+
+    def publish(self, parts: set[str], workers: int = 16, dry_run: bool = False
+                ) -> PublishReport:
+        """Publish the selected parts; ``dry_run`` stops after planning the calls."""
+        tasks = self.tasks(parts)
+        real = [t for t in tasks if t.kind != "reconcile" and t.code != "NOT_PUBLISHED"]
+        report = PublishReport(outcome=Outcome())
+        report.planned = Counter(t.kind for t in real)
+        report.before = Counter(t.kind for t in real if t.state == "done")
+        calls = Counter()
+        for t in real:
+            if t.state == "pending":
+                calls[(t.owner, t.endpoint)] += 1
+        report.lower_bound = lower_bound_seconds(calls, limits=self.client.pacer.limits)
+        if dry_run:
+            return report
+        self.ledger.start_session(sorted(parts))
+        self.log.info(f"publishing to {self.client.server}: "
+                      + ", ".join(f"{k} {report.planned[k] - report.before[k]} to do"
+                                  for k in sorted(report.planned))
+                      + f"; the server's rate limits allow it in "
+                        f"{report.lower_bound['seconds']:.1f}s at best")
+        report.outcome = run_tasks(tasks, workers=workers, logger=self.log)
+        report.outcome.done.pop("reconcile", None)
+        report.reconciled = self.reconciled
+        for task in report.outcome.failed + report.outcome.blocked:
+            if task.kind != "reconcile":
+                self.ledger.fail(LEDGER_KIND.get(task.kind, task.kind), task.key, task.owner,
+                                 task.code or "BLOCKED", task.error or "")
+        return report

@@ -1,0 +1,57 @@
+"""The Sharkey resource: which server, with which admin token, and where account tokens live.
+
+``url`` and ``admin_token`` come from $SHARKEY_URL and $SHARKEY_ADMIN_TOKEN (Dagster EnvVars:
+the UI shows the variable's name, never its value). Account tokens go to a file readable only
+by its owner under ``token_store`` (default $SHARKEY_TOKEN_STORE, else
+~/.config/botpipeline/sharkey-tokens), never to DuckDB, logs or metadata.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+from botpipeline.clients.sharkey.client import SharkeyClient, server_label
+from botpipeline.clients.sharkey.limits import SHARKEY_LIMITS, Limit
+from botpipeline.clients.sharkey.tokens import TokenStore, default_token_dir
+
+
+class SharkeyResource(dg.ConfigurableResource):
+    url: str = Field(description="Base URL of the instance, e.g. https://sandbox.example.org")
+    admin_token: str = Field(description="An admin's API token (Misskey: root's).")
+    verify_tls: bool = Field(default=True, description="Verify the server's certificate.")
+    ca_bundle: str = Field(default="", description="A CA bundle to verify against instead "
+                           "of the system's (a sandbox with its own CA).")
+    token_store: str = Field(default="", description="Directory of the account-token files; "
+                             "empty: $SHARKEY_TOKEN_STORE or ~/.config/botpipeline/"
+                             "sharkey-tokens.")
+    timeout_seconds: float = Field(default=30.0, description="Per-call timeout.")
+    rate_limits: dict[str, list[float]] = Field(
+        default_factory=dict, description="Per-endpoint limits the server applies, "
+        "{endpoint: [max, duration_ms]}, '*' for the default; empty: Sharkey 2024.11's. "
+        "Used for pacing and for the lower bound reported after a publish.")
+
+    def __repr__(self) -> str:  # never show the token
+        return f"SharkeyResource(url={self.url!r})"
+
+    @property
+    def server(self) -> str:
+        return server_label(self.url)
+
+    def limits(self) -> dict[str, Limit]:
+        table = dict(SHARKEY_LIMITS)
+        table.update({k: Limit(int(v[0]), float(v[1])) for k, v in self.rate_limits.items()})
+        return table
+
+    def client(self) -> SharkeyClient:
+        if not self.admin_token:
+            raise dg.Failure("SHARKEY_ADMIN_TOKEN is empty")
+        verify = self.ca_bundle or self.verify_tls
+        return SharkeyClient(self.url, self.admin_token, verify=verify,
+                             timeout=self.timeout_seconds, limits=self.limits())
+
+    def tokens(self) -> TokenStore:
+        return TokenStore(Path(self.token_store) if self.token_store else default_token_dir(),
+                          self.server)
