@@ -5,6 +5,7 @@ Re-running skips what the ledger holds, and repairs the one gap a crash can leav
 server created whose id never reached the ledger. Each account posts one note at a time, so
 there is at most one such note per account; before posting again, the publisher looks at the
 account's newest notes on the server and adopts a match instead of posting a duplicate.
+Each account posts its ready notes in dataset order; a reply waits only for its parent.
 Follows and reactions are safe to repeat (ALREADY_FOLLOWING / ALREADY_REACTED mean done),
 drive uploads are de-duplicated by md5, and a username that already exists is adopted if the
 token store holds its token.
@@ -18,11 +19,13 @@ import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
+import polars as pl
+
 from botpipeline.clients.sharkey.client import SharkeyClient
 from botpipeline.clients.sharkey.errors import (Ambiguous, AlreadyDone, AuthenticationError,
                                                 DuplicateUsername, PermissionDenied,
                                                 RateLimited, SharkeyError, Unreachable)
-from botpipeline.clients.sharkey.limits import lower_bound_seconds
+from botpipeline.clients.sharkey.limits import limit_for, lower_bound_seconds
 from botpipeline.clients.sharkey.scheduler import (Abort, Outcome, Retry, Task, TaskFailed,
                                                    run_tasks)
 from botpipeline.clients.sharkey.tokens import TokenStore
@@ -258,9 +261,15 @@ class Publisher:
                 tasks.append(task)
             return task
 
-        calls = self.plan.calls()
-        work = {u: (-sum(n for (o, _), n in calls.items() if o == u), u) for u in self._accounts}
-        creation_order = {u: i for i, u in enumerate(sorted(self._accounts, key=work.get))}
+        # Create first the accounts whose own rate limits need the longest (that minimises
+        # the bound, limits.py), then those whose notes come first in dataset time.
+        limits = self.client.pacer.limits
+        need: Counter = Counter()
+        for (owner, endpoint), n in self.plan.calls().items():
+            need[owner] = max(need[owner], limit_for(endpoint, limits).min_seconds(n))
+        first = dict(self.plan.notes.group_by("user_id").agg(pl.col("order").min()).iter_rows())
+        creation_order = {u: i for i, u in enumerate(sorted(
+            self._accounts, key=lambda u: (-need[u], first.get(u, 1 << 62), u)))}
         accounts = {}
         for user, row in self._accounts.items():
             accounts[user] = add("account", user, ADMIN, "admin/accounts/create",
@@ -277,7 +286,6 @@ class Publisher:
 
         notes = self.plan.notes.to_dicts()
         if parts & {"notes", "renotes", "reactions"}:
-            previous: dict[str, Task] = {}
             note_tasks: dict[str, Task] = {}
             for row in notes:
                 kind = "renote" if row["source"] == "viral" else "note"
@@ -286,13 +294,9 @@ class Publisher:
                 for ref in (row["reply_to_key"], row["renote_of_key"]):
                     if ref:
                         deps.append(note_tasks.get(ref))
-                if kind == "note":
-                    deps.append(previous.get(row["user_id"]))
                 task = add(kind, row["note_key"], row["user_id"], "notes/create", row["order"],
                            self._post_note, row, kind, deps=deps, selected=selected)
                 note_tasks[row["note_key"]] = task
-                if kind == "note":
-                    previous[row["user_id"]] = task
                 if selected and task.state == "pending":
                     self._pending_notes[row["user_id"]].append(row)
             if self.ledger.previous_sessions:
@@ -339,7 +343,10 @@ class Publisher:
                                   for k in sorted(report.planned))
                       + f"; the server's rate limits allow it in "
                         f"{report.lower_bound['seconds']:.1f}s at best")
-        report.outcome = run_tasks(tasks, workers=workers, logger=self.log)
+        limits = self.client.pacer.limits
+        report.outcome = run_tasks(
+            tasks, workers=workers, logger=self.log,
+            need=lambda lane, n: limit_for(lane[1], limits).min_seconds(n))
         report.outcome.done.pop("reconcile", None)
         report.reconciled = self.reconciled
         for task in report.outcome.failed + report.outcome.blocked:

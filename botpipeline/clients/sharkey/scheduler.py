@@ -2,7 +2,10 @@
 
 Each task belongs to a *lane*: one token and one endpoint, the unit the server meters. A lane
 has at most one call in flight and runs its ready tasks in ``order``; different lanes run in
-parallel on a thread pool. A task becomes ready when every task it depends on is done (a reply
+parallel on a thread pool. Where rate limits bind, the lanes that need longest are the
+bottleneck: ``need(lane, calls)`` estimates that, every task inherits the largest need among
+the tasks waiting on it (its *urgency*), and free workers go to the most urgent work first, so
+the parents of a throttled account's replies are not left queuing behind unhurried work. A task becomes ready when every task it depends on is done (a reply
 waits for its parent only). When the server or the pacer says a lane must wait, the lane is
 parked until then and its worker is free for other lanes, so one throttled account never holds
 back the others.
@@ -53,6 +56,7 @@ class Task:
     order: int
     run: Callable[[], None]
     deps: list["Task"] = field(default_factory=list)
+    urgency: float = 0.0
     state: str = "pending"          # pending, done, failed, blocked
     error: str | None = None
     code: str | None = None
@@ -75,8 +79,28 @@ class Outcome:
     timeline: list[tuple[float, str]] = field(default_factory=list)  # (t, kind) per success
 
 
+def _urgencies(tasks: list[Task], need: Callable[[tuple[str, str], int], float]) -> None:
+    """urgency = max(need of the task's lane, urgency of every task that waits on it)."""
+    pending = [t for t in tasks if t.state == "pending"]
+    per_lane = Counter(t.lane for t in pending)
+    lane_need = {lane: need(lane, n) for lane, n in per_lane.items()}
+    remaining = {id(t): sum(c.state == "pending" for c in t._dependents) for t in pending}
+    stack = [t for t in pending if remaining[id(t)] == 0]
+    for task in pending:
+        task.urgency = lane_need[task.lane]
+    while stack:  # dependents before the tasks they wait on (reverse topological order)
+        task = stack.pop()
+        for dep in task.deps:
+            if dep.state == "pending" and id(dep) in remaining:
+                dep.urgency = max(dep.urgency, task.urgency)
+                remaining[id(dep)] -= 1
+                if remaining[id(dep)] == 0:
+                    stack.append(dep)
+
+
 def run_tasks(tasks: list[Task], workers: int = 16, progress_every: float = 5.0,
-              logger: logging.Logger | None = None) -> Outcome:
+              logger: logging.Logger | None = None,
+              need: Callable[[tuple[str, str], int], float] | None = None) -> Outcome:
     logger = logger or log
     out, start = Outcome(), time.monotonic()
     total = Counter(t.kind for t in tasks)
@@ -85,8 +109,10 @@ def run_tasks(tasks: list[Task], workers: int = 16, progress_every: float = 5.0,
         task._waiting = len(live)
         for dep in live:
             dep._dependents.append(task)
+    if need is not None:
+        _urgencies(tasks, need)
     lanes: dict[tuple[str, str], list] = {}
-    ready: list = []                  # (head order, tiebreak, lane) of idle, open lanes
+    ready: list = []                  # (head key, tiebreak, lane) of idle, open lanes
     parked: list = []                 # (time, tiebreak, lane)
     busy: set = set()
     parked_until: dict = {}
@@ -94,10 +120,11 @@ def run_tasks(tasks: list[Task], workers: int = 16, progress_every: float = 5.0,
 
     def offer(lane):
         if lane not in busy and lanes.get(lane) and parked_until.get(lane, 0) <= time.monotonic():
-            heapq.heappush(ready, (lanes[lane][0][0], next(tick), lane))
+            heapq.heappush(ready, (lanes[lane][0][:2], next(tick), lane))
 
     def push(task):
-        heapq.heappush(lanes.setdefault(task.lane, []), (task.order, next(tick), task))
+        heapq.heappush(lanes.setdefault(task.lane, []),
+                       (-task.urgency, task.order, next(tick), task))
         offer(task.lane)
 
     def finish(task, state):
@@ -136,7 +163,7 @@ def run_tasks(tasks: list[Task], workers: int = 16, progress_every: float = 5.0,
                 _, _, lane = heapq.heappop(ready)
                 if lane in busy or not lanes.get(lane) or parked_until.get(lane, 0) > now:
                     continue
-                _, _, task = heapq.heappop(lanes[lane])
+                task = heapq.heappop(lanes[lane])[-1]
                 busy.add(lane)
                 inflight[pool.submit(task.run)] = task
             if not inflight:
@@ -160,7 +187,8 @@ def run_tasks(tasks: list[Task], workers: int = 16, progress_every: float = 5.0,
                     until = time.monotonic() + seconds
                     parked_until[task.lane] = until
                     heapq.heappush(parked, (until, next(tick), task.lane))
-                    heapq.heappush(lanes[task.lane], (task.order, next(tick), task))
+                    heapq.heappush(lanes[task.lane],
+                                   (-task.urgency, task.order, next(tick), task))
                     continue
                 elif isinstance(error, Abort):
                     out.aborted = out.aborted or str(error)

@@ -23,23 +23,30 @@ def _colour(persona: str | None, digest: bytes) -> tuple[int, int, int]:
     return tuple(max(0, min(255, c + shift)) for c in base)
 
 
+def _canvas(size: tuple[int, int], *colours: tuple[int, int, int]) -> Image.Image:
+    """A palette image (colour i is index i): small files, cheap to encode."""
+    image = Image.new("P", size, 0)
+    image.putpalette([c for colour in colours for c in colour])
+    return image
+
+
 def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=False)
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
 def avatar_png(username: str, persona: str | None) -> bytes:
     digest = hashlib.md5(f"avatar:{username}".encode()).digest()
-    image = Image.new("RGB", AVATAR_SIZE, (240, 240, 240))
+    image = _canvas(AVATAR_SIZE, (240, 240, 240), _colour(persona, digest))
     draw, cell = ImageDraw.Draw(image), AVATAR_SIZE[0] // 6
-    colour, margin = _colour(persona, digest), AVATAR_SIZE[0] // 12
+    margin = AVATAR_SIZE[0] // 12
     for row in range(5):
         for col in range(3):
             if digest[1 + row * 3 + col] & 1:
                 for c in {col, 4 - col}:
                     x, y = margin + c * cell, margin + row * cell
-                    draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=colour)
+                    draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=1)
     return _png(image)
 
 
@@ -47,12 +54,12 @@ def banner_png(username: str, persona: str | None) -> bytes:
     digest = hashlib.md5(f"banner:{username}".encode()).digest()
     colour = _colour(persona, digest)
     light = tuple(min(255, c + 60) for c in colour)
-    image = Image.new("RGB", BANNER_SIZE, light)
+    image = _canvas(BANNER_SIZE, light, colour)
     draw = ImageDraw.Draw(image)
     width, height = BANNER_SIZE
     step = 60 + digest[2] % 60
     for i, x in enumerate(range(-height, width, step)):
         if (digest[3 + i % 12] >> (i % 8)) & 1:
             draw.polygon([(x, height), (x + step // 2, height), (x + step // 2 + height, 0),
-                          (x + height, 0)], fill=colour)
+                          (x + height, 0)], fill=1)
     return _png(image)
