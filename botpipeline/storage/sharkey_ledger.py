@@ -169,4 +169,4 @@ class Ledger:
 
     def frame(self, sql: str) -> pl.DataFrame:
         with self._lock:
-            return self._con.execute(sql).pl()
+            return self._con.sql(sql).pl()

@@ -19,7 +19,7 @@ simulation_pipeline_job = dg.define_asset_job(
     "simulation_pipeline",
     # Publishing to a server is its own job (sharkey_publish); the plan needs no network.
     selection=(dg.AssetSelection.assets(raw_oasis_posts).downstream()
-               - (dg.AssetSelection.groups("sharkey") - dg.AssetSelection.keys("sharkey/plan"))),
+               - (dg.AssetSelection.groups("sharkey") - dg.AssetSelection.assets(["sharkey", "plan"]))),
     description="Read one OASIS run and refresh everything computed from it (including the "
                 "Sharkey publication plan, which calls nothing).",
 )

@@ -28,6 +28,8 @@ class SharkeyResource(dg.ConfigurableResource):
                              "empty: $SHARKEY_TOKEN_STORE or ~/.config/botpipeline/"
                              "sharkey-tokens.")
     timeout_seconds: float = Field(default=30.0, description="Per-call timeout.")
+    max_retries: int = Field(default=6, description="Retries of a call on 5xx, timeouts and "
+                             "dropped connections (exponential backoff from 0.25 s).")
     rate_limits: dict[str, list[float]] = Field(
         default_factory=dict, description="Per-endpoint limits the server applies, "
         "{endpoint: [max, duration_ms]}, '*' for the default; empty: Sharkey 2024.11's. "
@@ -50,7 +52,8 @@ class SharkeyResource(dg.ConfigurableResource):
             raise dg.Failure("SHARKEY_ADMIN_TOKEN is empty")
         verify = self.ca_bundle or self.verify_tls
         return SharkeyClient(self.url, self.admin_token, verify=verify,
-                             timeout=self.timeout_seconds, limits=self.limits())
+                             timeout=self.timeout_seconds, max_retries=self.max_retries,
+                             limits=self.limits())
 
     def tokens(self) -> TokenStore:
         return TokenStore(Path(self.token_store) if self.token_store else default_token_dir(),

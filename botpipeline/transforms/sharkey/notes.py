@@ -68,9 +68,9 @@ def plan_notes(posts: pl.DataFrame, *, max_length: int = 3000, empty_text: str =
         "post_id", "user_id", "step", "source_line", "text",
         pl.col("parent_id").alias("dataset_parent_id"),
         pl.col("original_post_id").alias("dataset_original_id"))
-    missing_parent = p["dataset_parent_id"].is_not_null() & ~p["dataset_parent_id"].is_in(known)
+    missing_parent = p["dataset_parent_id"].is_not_null() & ~p["dataset_parent_id"].is_in(known.implode())
     missing_original = p["dataset_original_id"].is_not_null() & \
-        ~p["dataset_original_id"].is_in(known)
+        ~p["dataset_original_id"].is_in(known.implode())
     p = p.with_columns(
         pl.Series("_missing_parent", missing_parent), pl.Series("_missing_orig", missing_original),
         pl.col("step").fill_null(0))
