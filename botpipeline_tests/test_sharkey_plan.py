@@ -102,7 +102,10 @@ def test_real_run_plan_keeps_every_post_and_edge(real_plan):
     assert plan.accounts.height == 100 and dataset.height == 1363
     assert dataset.filter(pl.col("kind") == "reply").height == 882
     assert plan.follows.height == 287 and plan.quarantine.height == 0
-    assert dataset.filter(pl.col("text_rule") == "empty_placeholder").height == 7
+    # 57 roots refer to another post through thread_id: 7 pure reposts, 50 quotes.
+    kinds = dict(dataset.group_by("kind").len().iter_rows())
+    assert kinds == {"post": 424, "reply": 882, "quote": 50, "renote": 7}
+    assert dataset.filter(pl.col("text_rule") == "empty_placeholder").height == 0
     position = dict(zip(plan.notes["note_key"], plan.notes["order"]))
     replies = plan.notes.filter(pl.col("reply_to_key").is_not_null())
     assert all(position[p] < position[c] for c, p in replies.select("note_key",
@@ -149,3 +152,28 @@ def test_lower_bound_is_account_creation_then_the_slowest_account():
     assert bound["seconds"] == pytest.approx(3.0)
     assert bound["account_creation_seconds"] == pytest.approx(1.0)
     assert bound["slowest_account"] == "a"
+
+
+def test_repost_roots_become_renotes_and_quotes():
+    frame = posts([["a", "u1", None, 0, "root", None], ["b", "u2", None, 1, "", None],
+                   ["c", "u3", None, 1, "so true", None]]).with_columns(
+        pl.Series("thread_id", ["a", "a", "a"])).drop("original_post_id")
+    personas = pl.DataFrame({"user_id": ["u1", "u2", "u3"], "username": ["x", "y", "z"],
+                             "primary_label": ["benign"] * 3, "description": [""] * 3})
+    plan = plan_publication(frame, personas, pl.DataFrame(
+        schema={"follower_id": pl.String, "followee_id": pl.String}),
+        PlanSettings(viral_posts=0, reactions_per_account=0))
+    kinds = dict(zip(plan.notes["note_key"], plan.notes["kind"]))
+    assert kinds == {"a": "post", "b": "renote", "c": "quote"}
+    assert set(plan.notes.filter(pl.col("kind") != "post")["renote_of_key"]) == {"a"}
+
+
+def test_references_to_pure_renotes_go_to_the_reposted_post():
+    frame = posts([["a", "u1", None, 0, "root", None], ["b", "u2", None, 1, "", "a"],
+                   ["c", "u3", "b", 2, "reply to a renote", None],
+                   ["d", "u1", None, 2, "quote of a renote", "b"]])
+    notes, quarantine = plan_notes(frame)
+    refs = {k: (r, o) for k, r, o in notes.select("note_key", "reply_to_key",
+                                                  "renote_of_key").rows()}
+    assert refs == {"a": (None, None), "b": (None, "a"), "c": ("a", None), "d": (None, "a")}
+    assert set(quarantine["post_id"]) == {"c", "d"}

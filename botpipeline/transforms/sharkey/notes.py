@@ -93,9 +93,19 @@ def plan_notes(posts: pl.DataFrame, *, max_length: int = 3000, empty_text: str =
             .when(pl.col("original_post_id").is_not_null()).then(pl.lit("quote"))
             .when(pl.col("parent_id").is_not_null()).then(pl.lit("reply"))
             .otherwise(pl.lit("post")))
+    # Sharkey refuses replies to, and renotes of, a pure renote: point them at the post the
+    # renote reposts (what its client does when you renote a renote).
+    p = p.with_columns(kind.alias("kind"))
+    pure = p.filter(pl.col("kind") == "renote").select("post_id", "original_post_id")
+    for column, flag in (("parent_id", "_via_renote_parent"),
+                         ("original_post_id", "_via_renote_orig")):
+        p = (p.join(pure.rename({"post_id": column, "original_post_id": "_target"}),
+                    on=column, how="left")
+             .with_columns(pl.col("_target").is_not_null().alias(flag),
+                           pl.coalesce("_target", column).alias(column))
+             .drop("_target"))
     too_long = pl.col("text").str.len_chars() > max_length
     p = p.with_columns(
-        kind.alias("kind"),
         pl.when(is_renote).then(pl.lit("renote")).when(blank).then(pl.lit("empty_placeholder"))
         .when(too_long).then(pl.lit("split")).otherwise(pl.lit("as_is")).alias("text_rule"),
         pl.when(is_renote).then(None).when(blank).then(pl.lit(empty_text))
@@ -129,7 +139,9 @@ def plan_notes(posts: pl.DataFrame, *, max_length: int = 3000, empty_text: str =
 
     reasons = {"_missing_parent": "parent not in the run: posted as a root",
                "_missing_orig": "reposted post not in the run: posted without the repost",
-               "in_cycle": "reply chain loops: posted as a root"}
+               "in_cycle": "reply chain loops: posted as a root",
+               "_via_renote_parent": "replies to a pure renote: attached to the reposted post",
+               "_via_renote_orig": "reposts a pure renote: points at the reposted post"}
     quarantine = pl.concat([
         p.filter(pl.col(flag)).select("post_id", "user_id", pl.lit(reason).alias("reason"))
         for flag, reason in reasons.items()])

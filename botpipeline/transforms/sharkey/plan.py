@@ -83,12 +83,24 @@ def plan_accounts(personas: pl.DataFrame, prefix: str = "") -> pl.DataFrame:
             .sort("_n", "user_id").drop("_n"))
 
 
+def with_repost_roots(posts: pl.DataFrame) -> pl.DataFrame:
+    """``original_post_id``: the post a repost root refers to. OASIS marks a repost or quote
+    as a root whose ``thread_id`` names another post (as core_model.oasis_posts reads it); an
+    explicit ``original_post_id`` column (OASIS's own post table) wins."""
+    refers = pl.when(pl.col("parent_id").is_null() & (pl.col("thread_id") != pl.col("post_id"))
+                     ).then(pl.col("thread_id")) if "thread_id" in posts.columns \
+        else pl.lit(None, pl.String)
+    explicit = pl.col("original_post_id") if "original_post_id" in posts.columns \
+        else pl.lit(None, pl.String)
+    return posts.with_columns(pl.coalesce(explicit, refers).alias("original_post_id"))
+
+
 def plan_publication(posts: pl.DataFrame, personas: pl.DataFrame, follows: pl.DataFrame,
                      settings: PlanSettings = PlanSettings()) -> Plan:
     accounts = plan_accounts(personas, settings.username_prefix)
     known = accounts["user_id"].implode()
     strangers = posts.filter(~pl.col("user_id").is_in(known))
-    posts = posts.filter(pl.col("user_id").is_in(known))
+    posts = with_repost_roots(posts.filter(pl.col("user_id").is_in(known)))
     notes, note_quarantine = plan_notes(posts, max_length=settings.max_note_length,
                                         empty_text=settings.empty_text)
     renotes = plan_viral_renotes(notes, accounts, settings.viral_posts,
