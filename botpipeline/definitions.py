@@ -2,12 +2,13 @@
 
 import dagster as dg
 
-from botpipeline.defs import (conversations, coordination, core, exports, features, hydration,
-                              raw, scores, sharkey)
+from botpipeline.defs import (collectors, conversations, coordination, core, exports, features,
+                              hydration, raw, scores, sharkey)
 from botpipeline.defs.resources import Warehouse
 
 defs = dg.Definitions.merge(
     raw.defs,
+    collectors.defs,
     core.defs,
     conversations.defs,
     exports.defs,

@@ -114,3 +114,19 @@ def coordination_network(edges: pl.DataFrame, groups: pl.DataFrame, title: str):
     ax.set_title(title)
     ax.set_axis_off()
     return fig
+
+
+def scores_by_label(frame: pl.DataFrame, score: str, threshold: float, title: str):
+    """Box plot of ``score`` per label (harmful labels in red), the flag threshold marked."""
+    labels = (frame.group_by("label").agg(pl.col("positive").first(), pl.col(score).median())
+              .sort(["positive", score], descending=[True, True]))
+    fig, ax = plt.subplots(figsize=(7, 0.35 * labels.height + 1.5))
+    data = [frame.filter(pl.col("label") == name)[score].to_list() for name in labels["label"]]
+    parts = ax.boxplot(data, vert=False, patch_artist=True, tick_labels=labels["label"].to_list())
+    for patch, positive in zip(parts["boxes"], labels["positive"]):
+        patch.set_facecolor("#c44e52" if positive else "#4c72b0")
+    ax.axvline(threshold, color="black", linestyle="--", label=f"flag at {threshold:g}")
+    ax.set_xlabel(score)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig

@@ -133,3 +133,37 @@ DAILY_ACCOUNTS_SQL = """
               SELECT *, 1 AS _priority FROM (""" + STREAM_ACCOUNTS_SQL + """)))
     WHERE _rank = 1
 """
+
+
+# ---------------------------------------------------------------- platform collectors
+# Collectors (clients/platforms) write raw.<platform>_posts / _accounts already in the core
+# columns; they join the day's posts and accounts after the Twitter sources.
+COLLECTED_PLATFORMS = ("bluesky", "hackernews", "sharkey")
+
+
+def daily_sql(template: str, date: str, tables: set[str], kind: str) -> str:
+    """The day's posts or accounts (``kind``) from the sources whose raw tables exist.
+
+    ``template`` is DAILY_POSTS_SQL / DAILY_ACCOUNTS_SQL (Twitter); with no Twitter table the
+    Twitter part is left out (a partial set still fails loudly); each collected platform is
+    appended."""
+    parts = []
+    twitter = {"posts": {"raw.v2_tweets", "raw.tweets", "raw.referenced_tweets"},
+               "accounts": {"raw.v2_users", "raw.account_snapshots"}}[kind]
+    if twitter & tables:
+        parts.append(f"SELECT * FROM ({template.format(date=date)})")
+    for platform in COLLECTED_PLATFORMS:
+        table = f"raw.{platform}_{kind}"
+        if table in tables:
+            parts.append(f"SELECT * EXCLUDE (collection_date) FROM {table} "
+                         f"WHERE collection_date = DATE '{date}'")
+    if not parts:
+        columns = POST_COLUMNS if kind == "posts" else ACCOUNT_COLUMNS
+        return "SELECT " + ", ".join(f"NULL::{_duck(t)} AS {c}" for c, t in columns.items()) \
+            + " WHERE false"
+    return " UNION ALL BY NAME ".join(parts)
+
+
+def _duck(dtype: pl.DataType) -> str:
+    return {pl.String: "VARCHAR", pl.Int64: "BIGINT", pl.Boolean: "BOOLEAN"}.get(
+        dtype, "TIMESTAMP")

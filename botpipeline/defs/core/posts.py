@@ -6,8 +6,15 @@ from botpipeline.defs.metadata import markdown_preview, table_schema
 from botpipeline.defs.partitions import daily_partitions
 from botpipeline.defs.resources import Warehouse
 
-RAW_DAILY = [dg.AssetKey(["raw", "tweets"]), dg.AssetKey(["raw", "twitter_v2"])]
-from botpipeline.transforms.core_model import DAILY_ACCOUNTS_SQL, DAILY_POSTS_SQL
+from botpipeline.transforms.core_model import (COLLECTED_PLATFORMS, DAILY_ACCOUNTS_SQL,
+                                               DAILY_POSTS_SQL, daily_sql)
+
+RAW_DAILY = [dg.AssetKey(["raw", "tweets"]), dg.AssetKey(["raw", "twitter_v2"])] + \
+    [dg.AssetKey(["raw", platform]) for platform in COLLECTED_PLATFORMS]
+
+
+def _tables(warehouse: Warehouse) -> set[str]:
+    return {ref.qualified for ref in warehouse.lake.tables()}
 
 
 @dg.asset(key=["core", "posts"], deps=RAW_DAILY, group_name="core",
@@ -17,7 +24,7 @@ def core_posts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Ma
     key = context.partition_key
     with warehouse.get_connection() as con:
         select = (f"SELECT DATE '{key}' AS collection_date, * FROM "
-                  f"({DAILY_POSTS_SQL.format(date=key)})")
+                  f"({daily_sql(DAILY_POSTS_SQL, key, _tables(warehouse), 'posts')})")
         rows = warehouse.lake.write("core", "posts", key, select, con=con, order_by="post_id")
         warehouse.lake.register_views(con)
         kinds = dict(con.execute(
@@ -40,7 +47,7 @@ def core_accounts(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg
     key = context.partition_key
     with warehouse.get_connection() as con:
         select = (f"SELECT DATE '{key}' AS collection_date, * FROM "
-                  f"({DAILY_ACCOUNTS_SQL.format(date=key)})")
+                  f"({daily_sql(DAILY_ACCOUNTS_SQL, key, _tables(warehouse), 'accounts')})")
         rows = warehouse.lake.write("core", "accounts", key, select, con=con,
                                     order_by="account_id")
     return dg.MaterializeResult(metadata={"dagster/row_count": rows,

@@ -4,7 +4,9 @@ import dagster as dg
 
 from botpipeline.defs.scores.bot_scores import bot_scores, rule_filter
 from botpipeline.defs.scores.human_posts import human_posts
+from botpipeline.defs.scores.label_evaluation import label_evaluation
 from botpipeline.defs.scores.toxicity import ToxicityModel, toxicity_scores
 
-defs = dg.Definitions(assets=[toxicity_scores, bot_scores, rule_filter, human_posts],
+defs = dg.Definitions(assets=[toxicity_scores, bot_scores, rule_filter, human_posts,
+                              label_evaluation],
                       resources={"toxicity_model": ToxicityModel()})

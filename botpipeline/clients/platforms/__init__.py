@@ -1,0 +1,1 @@
+"""Platform collectors: one interface (base.py), one adapter per platform."""
