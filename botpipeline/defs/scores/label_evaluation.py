@@ -3,7 +3,7 @@
 Labels come from (1) the personas of OASIS runs published to Sharkey and collected back
 (``sharkey.accounts``: harmful personas are positives, benign and recovery_support negatives)
 and (2) any list an analyst drops in ``incoming/labels/*.csv`` (``user_id,label`` and an
-optional ``platform``). For the date's labelled accounts: ROC AUC of the 13-signal bot score,
+optional ``platform``); an analyst's label wins over a persona. For the date's labelled accounts: ROC AUC of the 13-signal bot score,
 precision / recall / F1 and the confusion table of its flag, of the rule filter, and of
 membership of a coordinated group; per-label score distributions as a table and a plot.
 """
