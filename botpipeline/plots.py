@@ -122,7 +122,8 @@ def scores_by_label(frame: pl.DataFrame, score: str, threshold: float, title: st
               .sort(["positive", score], descending=[True, True]))
     fig, ax = plt.subplots(figsize=(7, 0.35 * labels.height + 1.5))
     data = [frame.filter(pl.col("label") == name)[score].to_list() for name in labels["label"]]
-    parts = ax.boxplot(data, vert=False, patch_artist=True, tick_labels=labels["label"].to_list())
+    parts = ax.boxplot(data, orientation="horizontal", patch_artist=True,
+                       tick_labels=labels["label"].to_list())
     for patch, positive in zip(parts["boxes"], labels["positive"]):
         patch.set_facecolor("#c44e52" if positive else "#4c72b0")
     ax.axvline(threshold, color="black", linestyle="--", label=f"flag at {threshold:g}")
