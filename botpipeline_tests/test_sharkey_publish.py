@@ -160,9 +160,7 @@ def test_publish_fails_clearly_and_names_what_is_missing(data_dir, oasis_dir, tm
                           resources={"warehouse": Warehouse()}).success
     result = defs.resolve_job_def("sharkey_publish").execute_in_process(
         partition_key=RUN_ID, instance=instance, raise_on_error=False,
-        run_config={"resources": {"sharkey": {"config": {
-            "url": {"env": "SHARKEY_URL"}, "admin_token": {"env": "SHARKEY_ADMIN_TOKEN"},
-            "max_retries": 1}}}})
+        run_config={"resources": {"sharkey": {"config": {"max_retries": 1}}}})
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     message = str(failure.event_specific_data.error)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import polars as pl
 
-from botpipeline.clients.platforms.base import CollectionSettings, collect
+from botpipeline.clients.platforms.base import Collected, CollectionSettings, collect
 from botpipeline.defs.metadata import markdown_preview
 from botpipeline.defs.partitions import daily_partitions
 from botpipeline.defs.collectors.resources import BlueskyResource, HackerNewsResource
@@ -117,6 +117,10 @@ def raw_sharkey(context: dg.AssetExecutionContext, config: SharkeyCollectorConfi
                 "NULL AND run_id IN (SELECT unnest(?)) ORDER BY 1",
                 [config.published_runs]).fetchall()]
     since, until = _window(context.partition_key, config.window_days)
+    if not queries:  # nothing asked of Sharkey: no server needed
+        context.log.info("no @usernames or published runs configured: nothing to collect")
+        yield from _land(context, warehouse, "sharkey", Collected(), Collected().posts, config)
+        return
     client = sharkey.client()
     try:
         collected, top = collect(SharkeyAdapter(client), config.settings(queries), since, until,

@@ -10,6 +10,5 @@ from botpipeline.defs.sharkey.resources import SharkeyResource
 defs = dg.Definitions(
     assets=[sharkey_plan, sharkey_publication],
     jobs=[sharkey_publish_job],
-    resources={"sharkey": SharkeyResource(url=dg.EnvVar("SHARKEY_URL"),
-                                          admin_token=dg.EnvVar("SHARKEY_ADMIN_TOKEN"))},
+    resources={"sharkey": SharkeyResource()},
 )

@@ -1,13 +1,15 @@
 """The Sharkey resource: which server, with which admin token, and where account tokens live.
 
-``url`` and ``admin_token`` come from $SHARKEY_URL and $SHARKEY_ADMIN_TOKEN (Dagster EnvVars:
-the UI shows the variable's name, never its value). Account tokens go to a file readable only
+``url`` and ``admin_token`` come from $SHARKEY_URL and $SHARKEY_ADMIN_TOKEN, read when a
+step first talks to the server (so steps that never do, e.g. a collector with nothing to
+collect from Sharkey, run without them, and the token is never part of any run config). Account tokens go to a file readable only
 by its owner under ``token_store`` (default $SHARKEY_TOKEN_STORE, else
 ~/.config/botpipeline/sharkey-tokens), never to DuckDB, logs or metadata.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -19,8 +21,10 @@ from botpipeline.clients.sharkey.tokens import TokenStore, default_token_dir
 
 
 class SharkeyResource(dg.ConfigurableResource):
-    url: str = Field(description="Base URL of the instance, e.g. https://sandbox.example.org")
-    admin_token: str = Field(description="An admin's API token (Misskey: root's).")
+    url: str = Field(default="", description="Base URL of the instance, e.g. "
+                     "https://sandbox.example.org; empty: $SHARKEY_URL.")
+    admin_token: str = Field(default="", description="An admin's API token (Misskey: "
+                             "root's); empty: $SHARKEY_ADMIN_TOKEN. Prefer the variable.")
     verify_tls: bool = Field(default=True, description="Verify the server's certificate.")
     ca_bundle: str = Field(default="", description="A CA bundle to verify against instead "
                            "of the system's (a sandbox with its own CA).")
@@ -36,11 +40,16 @@ class SharkeyResource(dg.ConfigurableResource):
         "Used for pacing and for the lower bound reported after a publish.")
 
     def __repr__(self) -> str:  # never show the token
-        return f"SharkeyResource(url={self.url!r})"
+        return f"SharkeyResource(url={self._url()!r})"
+
+    def _url(self) -> str:
+        return self.url or os.environ.get("SHARKEY_URL", "")
 
     @property
     def server(self) -> str:
-        return server_label(self.url)
+        if not self._url():
+            raise dg.Failure("No Sharkey server: set SHARKEY_URL (e.g. https://sandbox.example.org)")
+        return server_label(self._url())
 
     def limits(self) -> dict[str, Limit]:
         table = dict(SHARKEY_LIMITS)
@@ -48,10 +57,11 @@ class SharkeyResource(dg.ConfigurableResource):
         return table
 
     def client(self) -> SharkeyClient:
-        if not self.admin_token:
-            raise dg.Failure("SHARKEY_ADMIN_TOKEN is empty")
+        token = self.admin_token or os.environ.get("SHARKEY_ADMIN_TOKEN", "")
+        if not token:
+            raise dg.Failure("No Sharkey admin token: set SHARKEY_ADMIN_TOKEN")
         verify = self.ca_bundle or self.verify_tls
-        return SharkeyClient(self.url, self.admin_token, verify=verify,
+        return SharkeyClient(self.server, token, verify=verify,
                              timeout=self.timeout_seconds, max_retries=self.max_retries,
                              limits=self.limits())
 

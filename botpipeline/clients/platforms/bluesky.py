@@ -1,0 +1,329 @@
+"""Bluesky collector over the AppView XRPC API (searchPosts, getPostThread, getProfiles).
+
+Bluesky lands in the ``core`` model so its posts go through the same conversation, feature and
+coordination code as tweets. Choices, and why:
+
+- ``record.createdAt`` is written by the posting app, not by the server: a naive value is read as
+  UTC, an unparseable one quarantines the post with the reason (never a crash, never a silent
+  drop). Any item missing ``uri``, ``author.did`` or ``record`` is quarantined the same way.
+- A record embed counts as a quote only when it embeds a post (not a feed, list or starter
+  pack); ``quoted_id`` is kept on replies that also quote, as the Twitter v2 mapping does.
+- A root post's ``conversation_id`` is its own uri (the thread it starts), a reply's is
+  ``record.reply.root.uri``.
+- Post views carry only a basic author view, so account rows made from post authors leave
+  ``created_at`` and the counts null; ``collect()`` sees the null ``created_at`` and fetches the
+  full profile (getProfiles, 25 actors a call). ``default_profile_image`` is "no avatar"; a
+  profile's unparseable ``createdAt`` is left null (the account is still worth keeping).
+- Thread replies are read breadth first, so a ``max_per_post`` cap keeps the direct replies;
+  getPostThread is asked for no ancestors (``parentHeight=0``).
+- searchPosts without login has answered 403 on public.api.bsky.app since January 2025, and
+  always with a ``cursor`` (bluesky-social/atproto#3423, #2838): for real collection pass a
+  ``session`` carrying an ``Authorization: Bearer`` header and the account's PDS as
+  ``base_url`` (it proxies to the AppView). Thread and profile reads work without login.
+- An error answer that survives ``send()``'s retries quarantines the item it was for (for a
+  search, the page, and paging of that query stops). ``calls`` counts HTTP requests, retries
+  included.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import orjson
+import polars as pl
+import requests
+
+from botpipeline.clients.http import send
+from botpipeline.clients.platforms.base import QUARANTINE_COLUMNS, Collected
+from botpipeline.transforms.core_model import ACCOUNT_COLUMNS, POST_COLUMNS, conform
+
+SEARCH = "/xrpc/app.bsky.feed.searchPosts"
+THREAD = "/xrpc/app.bsky.feed.getPostThread"
+PROFILES = "/xrpc/app.bsky.actor.getProfiles"
+MAX_SEARCH_PAGE = 100   # searchPosts' largest ``limit``
+PROFILE_BATCH = 25      # getProfiles' largest number of ``actors``
+MAX_THREAD_DEPTH = 1000  # getPostThread's largest ``depth``
+POST_COLLECTION = "/app.bsky.feed.post/"
+
+
+class Unusable(ValueError):
+    """An item or answer that cannot be used; the message is the quarantine reason."""
+
+    def __init__(self, reason: str, raw=None):
+        super().__init__(reason)
+        self.raw = raw
+
+
+class _Rows:
+    """Rows gathered during one adapter call, turned into conformed frames at the end."""
+
+    def __init__(self, platform: str):
+        self.platform = platform
+        self.posts: list[dict] = []
+        self.accounts: list[dict] = []
+        self.quarantined: list[dict] = []
+        self.calls = 0
+        self.observed_at = datetime.now(UTC).replace(tzinfo=None)
+
+    def quarantine(self, item_id, reason: str, raw=None) -> None:
+        if raw is not None and not isinstance(raw, str):
+            raw = orjson.dumps(raw).decode()
+        self.quarantined.append({"platform": self.platform, "reason": reason, "raw": raw,
+                                 "item_id": None if item_id is None else str(item_id)})
+
+    def collected(self) -> Collected:
+        posts = conform(pl.DataFrame(self.posts, schema=POST_COLUMNS), POST_COLUMNS)
+        accounts = conform(pl.DataFrame(self.accounts, schema=ACCOUNT_COLUMNS), ACCOUNT_COLUMNS)
+        return Collected(
+            posts.unique(["platform", "post_id"], keep="last", maintain_order=True),
+            accounts.unique(["platform", "account_id"], keep="last", maintain_order=True),
+            pl.DataFrame(self.quarantined, schema=QUARANTINE_COLUMNS), self.calls)
+
+
+def utc_naive(value: datetime) -> datetime:
+    """A datetime in naive UTC (naive input is taken to be UTC already)."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def iso_utc(value: datetime) -> str:
+    return utc_naive(value).isoformat(timespec="milliseconds") + "Z"
+
+
+def parse_time(value, field: str = "createdAt") -> datetime:
+    try:
+        return utc_naive(datetime.fromisoformat(value))
+    except (TypeError, ValueError, OverflowError):
+        raise Unusable(f"unparseable {field}") from None
+
+
+def _int(value) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _uri(ref) -> str | None:
+    return _str(ref.get("uri")) if isinstance(ref, dict) else None
+
+
+def quoted_uri(embed) -> str | None:
+    """The post a record embed (plain or with media) quotes, if it embeds a post."""
+    if not isinstance(embed, dict):
+        return None
+    kind = str(embed.get("$type") or "")
+    ref = embed.get("record")
+    if kind.startswith("app.bsky.embed.recordWithMedia") and isinstance(ref, dict):
+        ref = ref.get("record")
+    elif not kind.startswith("app.bsky.embed.record"):
+        return None
+    uri = _uri(ref)
+    return uri if uri and POST_COLLECTION in uri else None
+
+
+def map_account(view: dict, observed_at: datetime, full: bool) -> dict:
+    """An account row from a profile view; ``full`` for getProfiles' detailed views."""
+    did = _str(view.get("did")) if isinstance(view, dict) else None
+    if not did:
+        raise Unusable("profile without did", view)
+    created = view.get("createdAt") if full else None
+    try:
+        created_at = parse_time(created) if created else None
+    except Unusable:
+        created_at = None
+    return {"platform": "bluesky", "account_id": did, "username": _str(view.get("handle")),
+            "display_name": _str(view.get("displayName")),
+            "description": _str(view.get("description")),
+            "created_at": created_at, "followers_count": _int(view.get("followersCount")),
+            "following_count": _int(view.get("followsCount")),
+            "post_count": _int(view.get("postsCount")),
+            "default_profile_image": not view.get("avatar"), "observed_at": observed_at,
+            "source": "bluesky"}
+
+
+def map_post(view: dict, thread_parent: str | None = None,
+             thread_root: str | None = None) -> dict:
+    """A core post row from a postView; the thread position fills a reply's missing refs."""
+    if not isinstance(view, dict):
+        raise Unusable("post view is not an object", view)
+    author = view.get("author") if isinstance(view.get("author"), dict) else {}
+    record = view.get("record")
+    uri, did = _str(view.get("uri")), _str(author.get("did"))
+    missing = [name for name, value in (("uri", uri), ("author.did", did), ("record", record))
+               if not value]
+    if missing:
+        raise Unusable("missing " + ", ".join(missing), view)
+    if not isinstance(record, dict):
+        raise Unusable("record is not an object", view)
+    try:
+        created_at = parse_time(record.get("createdAt"), "record.createdAt")
+    except Unusable as exc:
+        raise Unusable(str(exc), view) from None
+    reply = record.get("reply") if isinstance(record.get("reply"), dict) else {}
+    parent = _uri(reply.get("parent")) or thread_parent
+    root = _uri(reply.get("root")) or thread_root or parent
+    quoted = quoted_uri(record.get("embed"))
+    langs = record.get("langs")
+    return {"platform": "bluesky", "post_id": uri, "author_id": did,
+            "author_username": _str(author.get("handle")),
+            "kind": "reply" if parent else "quote" if quoted else "post",
+            "parent_id": parent, "quoted_id": quoted,
+            "conversation_id": root if parent else uri, "created_at": created_at,
+            "text": _str(record.get("text")),
+            "lang": _str(langs[0]) if isinstance(langs, list) and langs else None,
+            "like_count": _int(view.get("likeCount")),
+            "repost_count": _int(view.get("repostCount")),
+            "reply_count": _int(view.get("replyCount")),
+            "quote_count": _int(view.get("quoteCount")), "source": "bluesky"}
+
+
+def unavailable(item) -> str | None:
+    """Why a thread item is not a usable threadViewPost (None when it is)."""
+    if not isinstance(item, dict):
+        return "thread item is not an object"
+    kind = str(item.get("$type") or "")
+    if kind.endswith("#notFoundPost") or item.get("notFound"):
+        return "notFoundPost: deleted or not indexed"
+    if kind.endswith("#blockedPost") or item.get("blocked"):
+        return "blockedPost: its author blocks or is blocked"
+    if not isinstance(item.get("post"), dict):
+        return f"unknown thread item {kind or 'without $type'}"
+    return None
+
+
+def _failure(path: str, response: requests.Response) -> str:
+    """A reason that groups well: status, endpoint and the API's error code (body in raw)."""
+    try:
+        code = orjson.loads(response.content).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        code = None
+    return f"HTTP {response.status_code} from {path}" + (
+        f" ({code})" if isinstance(code, str) and len(code) <= 60 else "")
+
+
+class BlueskyAdapter:
+    platform = "bluesky"
+
+    def __init__(self, base_url: str = "https://public.api.bsky.app",
+                 session: requests.Session | None = None, page_size: int = 100,
+                 max_retries: int = 5, sleep: Callable[[float], None] = time.sleep,
+                 timeout: float = 30.0):
+        self.base_url = base_url.rstrip("/")
+        self.session = session or requests.Session()
+        self.page_size = max(1, min(page_size, MAX_SEARCH_PAGE))
+        self.max_retries, self.sleep, self.timeout = max_retries, sleep, timeout
+
+    def __repr__(self) -> str:
+        return f"BlueskyAdapter({self.base_url!r})"
+
+    def _get(self, rows: _Rows, path: str, params: dict) -> dict:
+        """The JSON object of a 200 answer; anything else raises ``Unusable``."""
+        def call() -> requests.Response:
+            rows.calls += 1
+            return self.session.get(self.base_url + path, params=params, timeout=self.timeout)
+
+        response = send(call, max_retries=self.max_retries, what=self.base_url, sleep=self.sleep)
+        if response.status_code != 200:
+            raise Unusable(_failure(path, response), response.text[:2000])
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise Unusable(f"answer from {path} is not JSON", response.text[:2000]) from None
+        if not isinstance(body, dict):
+            raise Unusable(f"answer from {path} is not a JSON object", body)
+        return body
+
+    def _add_post(self, rows: _Rows, view, thread_parent=None, thread_root=None) -> bool:
+        try:
+            rows.posts.append(map_post(view, thread_parent, thread_root))
+        except Unusable as exc:
+            rows.quarantine(_uri(view), str(exc), exc.raw)
+            return False
+        rows.accounts.append(map_account(view["author"], rows.observed_at, full=False))
+        return True
+
+    def search_posts(self, query: str, since: datetime, until: datetime,
+                     limit: int) -> Collected:
+        rows = _Rows(self.platform)
+        params = {"q": query, "since": iso_utc(since), "until": iso_utc(until)}
+        cursor, kept = None, 0
+        while kept < limit:
+            page = {**params, "limit": min(self.page_size, limit - kept)}
+            if cursor:
+                page["cursor"] = cursor
+            try:
+                body = self._get(rows, SEARCH, page)
+            except Unusable as exc:
+                rows.quarantine(f"searchPosts q={query!r} cursor={cursor}", str(exc), exc.raw)
+                break
+            views = _list(body.get("posts"))
+            for view in views:
+                if kept >= limit:
+                    break
+                kept += self._add_post(rows, view)
+            cursor = body.get("cursor")
+            if not views or not cursor:
+                break
+        return rows.collected()
+
+    def comments(self, post_ids: list[str], max_per_post: int) -> Collected:
+        rows = _Rows(self.platform)
+        if max_per_post <= 0:
+            return rows.collected()
+        depth = min(max_per_post, MAX_THREAD_DEPTH)
+        for uri in dict.fromkeys(post_ids):
+            try:
+                thread = self._get(rows, THREAD, {"uri": uri, "depth": depth,
+                                                  "parentHeight": 0}).get("thread")
+                reason = unavailable(thread)
+                if reason:
+                    raise Unusable(f"thread root {reason}", thread)
+            except Unusable as exc:
+                rows.quarantine(uri, str(exc), exc.raw)
+                continue
+            root = _uri(thread["post"]) or uri
+            queue = deque((reply, root) for reply in _list(thread.get("replies")))
+            taken = 0
+            while queue and taken < max_per_post:
+                item, parent = queue.popleft()
+                reason = unavailable(item)
+                if reason:
+                    rows.quarantine(_uri(item), reason, item)
+                    continue
+                taken += self._add_post(rows, item["post"], parent, root)
+                here = _uri(item["post"]) or parent
+                queue.extend((reply, here) for reply in _list(item.get("replies")))
+        return rows.collected()
+
+    def profiles(self, account_ids: list[str]) -> Collected:
+        rows = _Rows(self.platform)
+        actors = list(dict.fromkeys(a for a in account_ids if a))
+        for start in range(0, len(actors), PROFILE_BATCH):
+            batch = actors[start:start + PROFILE_BATCH]
+            try:
+                body = self._get(rows, PROFILES, {"actors": batch})
+            except Unusable as exc:
+                for actor in batch:
+                    rows.quarantine(actor, str(exc), exc.raw)
+                continue
+            answered: set[str] = set()
+            for view in _list(body.get("profiles")):
+                try:
+                    rows.accounts.append(map_account(view, rows.observed_at, full=True))
+                except Unusable as exc:
+                    rows.quarantine(None, str(exc), exc.raw)
+                    continue
+                answered.update((view.get("did"), view.get("handle")))
+            for actor in batch:
+                if actor not in answered:
+                    rows.quarantine(actor, "profile not returned (deleted, taken down or "
+                                           "unknown actor)")
+        return rows.collected()
