@@ -8,7 +8,6 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 import polars as pl
-import pytest
 
 from botpipeline.clients.platforms.sharkey import aidx_floor
 from botpipeline.definitions import defs

@@ -33,12 +33,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
-import polars as pl
 import requests
 
 from botpipeline.clients.http import send
-from botpipeline.clients.platforms.base import QUARANTINE_COLUMNS, Collected
-from botpipeline.transforms.core_model import ACCOUNT_COLUMNS, POST_COLUMNS, conform
+from botpipeline.clients.platforms.base import Collected
+from botpipeline.clients.platforms.rows import Rows, Unusable, as_int, as_list, as_str
 
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 THREAD = "/xrpc/app.bsky.feed.getPostThread"
@@ -47,40 +46,6 @@ MAX_SEARCH_PAGE = 100   # searchPosts' largest ``limit``
 PROFILE_BATCH = 25      # getProfiles' largest number of ``actors``
 MAX_THREAD_DEPTH = 1000  # getPostThread's largest ``depth``
 POST_COLLECTION = "/app.bsky.feed.post/"
-
-
-class Unusable(ValueError):
-    """An item or answer that cannot be used; the message is the quarantine reason."""
-
-    def __init__(self, reason: str, raw=None):
-        super().__init__(reason)
-        self.raw = raw
-
-
-class _Rows:
-    """Rows gathered during one adapter call, turned into conformed frames at the end."""
-
-    def __init__(self, platform: str):
-        self.platform = platform
-        self.posts: list[dict] = []
-        self.accounts: list[dict] = []
-        self.quarantined: list[dict] = []
-        self.calls = 0
-        self.observed_at = datetime.now(UTC).replace(tzinfo=None)
-
-    def quarantine(self, item_id, reason: str, raw=None) -> None:
-        if raw is not None and not isinstance(raw, str):
-            raw = orjson.dumps(raw).decode()
-        self.quarantined.append({"platform": self.platform, "reason": reason, "raw": raw,
-                                 "item_id": None if item_id is None else str(item_id)})
-
-    def collected(self) -> Collected:
-        posts = conform(pl.DataFrame(self.posts, schema=POST_COLUMNS), POST_COLUMNS)
-        accounts = conform(pl.DataFrame(self.accounts, schema=ACCOUNT_COLUMNS), ACCOUNT_COLUMNS)
-        return Collected(
-            posts.unique(["platform", "post_id"], keep="last", maintain_order=True),
-            accounts.unique(["platform", "account_id"], keep="last", maintain_order=True),
-            pl.DataFrame(self.quarantined, schema=QUARANTINE_COLUMNS), self.calls)
 
 
 def utc_naive(value: datetime) -> datetime:
@@ -99,20 +64,8 @@ def parse_time(value, field: str = "createdAt") -> datetime:
         raise Unusable(f"unparseable {field}") from None
 
 
-def _int(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str(value) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _list(value) -> list:
-    return value if isinstance(value, list) else []
-
-
 def _uri(ref) -> str | None:
-    return _str(ref.get("uri")) if isinstance(ref, dict) else None
+    return as_str(ref.get("uri")) if isinstance(ref, dict) else None
 
 
 def quoted_uri(embed) -> str | None:
@@ -131,7 +84,7 @@ def quoted_uri(embed) -> str | None:
 
 def map_account(view: dict, observed_at: datetime, full: bool) -> dict:
     """An account row from a profile view; ``full`` for getProfiles' detailed views."""
-    did = _str(view.get("did")) if isinstance(view, dict) else None
+    did = as_str(view.get("did")) if isinstance(view, dict) else None
     if not did:
         raise Unusable("profile without did", view)
     created = view.get("createdAt") if full else None
@@ -139,12 +92,12 @@ def map_account(view: dict, observed_at: datetime, full: bool) -> dict:
         created_at = parse_time(created) if created else None
     except Unusable:
         created_at = None
-    return {"platform": "bluesky", "account_id": did, "username": _str(view.get("handle")),
-            "display_name": _str(view.get("displayName")),
-            "description": _str(view.get("description")),
-            "created_at": created_at, "followers_count": _int(view.get("followersCount")),
-            "following_count": _int(view.get("followsCount")),
-            "post_count": _int(view.get("postsCount")),
+    return {"platform": "bluesky", "account_id": did, "username": as_str(view.get("handle")),
+            "display_name": as_str(view.get("displayName")),
+            "description": as_str(view.get("description")),
+            "created_at": created_at, "followers_count": as_int(view.get("followersCount")),
+            "following_count": as_int(view.get("followsCount")),
+            "post_count": as_int(view.get("postsCount")),
             "default_profile_image": not view.get("avatar"), "observed_at": observed_at,
             "source": "bluesky"}
 
@@ -156,7 +109,7 @@ def map_post(view: dict, thread_parent: str | None = None,
         raise Unusable("post view is not an object", view)
     author = view.get("author") if isinstance(view.get("author"), dict) else {}
     record = view.get("record")
-    uri, did = _str(view.get("uri")), _str(author.get("did"))
+    uri, did = as_str(view.get("uri")), as_str(author.get("did"))
     missing = [name for name, value in (("uri", uri), ("author.did", did), ("record", record))
                if not value]
     if missing:
@@ -173,16 +126,16 @@ def map_post(view: dict, thread_parent: str | None = None,
     quoted = quoted_uri(record.get("embed"))
     langs = record.get("langs")
     return {"platform": "bluesky", "post_id": uri, "author_id": did,
-            "author_username": _str(author.get("handle")),
+            "author_username": as_str(author.get("handle")),
             "kind": "reply" if parent else "quote" if quoted else "post",
             "parent_id": parent, "quoted_id": quoted,
             "conversation_id": root if parent else uri, "created_at": created_at,
-            "text": _str(record.get("text")),
-            "lang": _str(langs[0]) if isinstance(langs, list) and langs else None,
-            "like_count": _int(view.get("likeCount")),
-            "repost_count": _int(view.get("repostCount")),
-            "reply_count": _int(view.get("replyCount")),
-            "quote_count": _int(view.get("quoteCount")), "source": "bluesky"}
+            "text": as_str(record.get("text")),
+            "lang": as_str(langs[0]) if isinstance(langs, list) and langs else None,
+            "like_count": as_int(view.get("likeCount")),
+            "repost_count": as_int(view.get("repostCount")),
+            "reply_count": as_int(view.get("replyCount")),
+            "quote_count": as_int(view.get("quoteCount")), "source": "bluesky"}
 
 
 def unavailable(item) -> str | None:
@@ -224,7 +177,7 @@ class BlueskyAdapter:
     def __repr__(self) -> str:
         return f"BlueskyAdapter({self.base_url!r})"
 
-    def _get(self, rows: _Rows, path: str, params: dict) -> dict:
+    def _get(self, rows: Rows, path: str, params: dict) -> dict:
         """The JSON object of a 200 answer; anything else raises ``Unusable``."""
         def call() -> requests.Response:
             rows.calls += 1
@@ -241,7 +194,7 @@ class BlueskyAdapter:
             raise Unusable(f"answer from {path} is not a JSON object", body)
         return body
 
-    def _add_post(self, rows: _Rows, view, thread_parent=None, thread_root=None) -> bool:
+    def _add_post(self, rows: Rows, view, thread_parent=None, thread_root=None) -> bool:
         try:
             rows.posts.append(map_post(view, thread_parent, thread_root))
         except Unusable as exc:
@@ -252,7 +205,7 @@ class BlueskyAdapter:
 
     def search_posts(self, query: str, since: datetime, until: datetime,
                      limit: int) -> Collected:
-        rows = _Rows(self.platform)
+        rows = Rows(self.platform)
         params = {"q": query, "since": iso_utc(since), "until": iso_utc(until)}
         cursor, kept = None, 0
         while kept < limit:
@@ -264,7 +217,7 @@ class BlueskyAdapter:
             except Unusable as exc:
                 rows.quarantine(f"searchPosts q={query!r} cursor={cursor}", str(exc), exc.raw)
                 break
-            views = _list(body.get("posts"))
+            views = as_list(body.get("posts"))
             for view in views:
                 if kept >= limit:
                     break
@@ -275,7 +228,7 @@ class BlueskyAdapter:
         return rows.collected()
 
     def comments(self, post_ids: list[str], max_per_post: int) -> Collected:
-        rows = _Rows(self.platform)
+        rows = Rows(self.platform)
         if max_per_post <= 0:
             return rows.collected()
         depth = min(max_per_post, MAX_THREAD_DEPTH)
@@ -290,7 +243,7 @@ class BlueskyAdapter:
                 rows.quarantine(uri, str(exc), exc.raw)
                 continue
             root = _uri(thread["post"]) or uri
-            queue = deque((reply, root) for reply in _list(thread.get("replies")))
+            queue = deque((reply, root) for reply in as_list(thread.get("replies")))
             taken = 0
             while queue and taken < max_per_post:
                 item, parent = queue.popleft()
@@ -300,11 +253,11 @@ class BlueskyAdapter:
                     continue
                 taken += self._add_post(rows, item["post"], parent, root)
                 here = _uri(item["post"]) or parent
-                queue.extend((reply, here) for reply in _list(item.get("replies")))
+                queue.extend((reply, here) for reply in as_list(item.get("replies")))
         return rows.collected()
 
     def profiles(self, account_ids: list[str]) -> Collected:
-        rows = _Rows(self.platform)
+        rows = Rows(self.platform)
         actors = list(dict.fromkeys(a for a in account_ids if a))
         for start in range(0, len(actors), PROFILE_BATCH):
             batch = actors[start:start + PROFILE_BATCH]
@@ -315,7 +268,7 @@ class BlueskyAdapter:
                     rows.quarantine(actor, str(exc), exc.raw)
                 continue
             answered: set[str] = set()
-            for view in _list(body.get("profiles")):
+            for view in as_list(body.get("profiles")):
                 try:
                     rows.accounts.append(map_account(view, rows.observed_at, full=True))
                 except Unusable as exc:

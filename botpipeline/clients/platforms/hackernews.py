@@ -37,12 +37,11 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 import orjson
-import polars as pl
 import requests
 
 from botpipeline.clients.http import send
-from botpipeline.clients.platforms.base import QUARANTINE_COLUMNS, Collected
-from botpipeline.transforms.core_model import ACCOUNT_COLUMNS, POST_COLUMNS, conform
+from botpipeline.clients.platforms.base import Collected
+from botpipeline.clients.platforms.rows import Rows, Unusable, as_int, as_list, as_str
 
 SEARCH = "/search_by_date"
 PAGINATION_LIMIT = 1000  # Algolia's paginationLimitedTo for HN: hits beyond it are unreachable
@@ -50,40 +49,6 @@ MAX_HITS_PER_PAGE = 1000
 
 _PARAGRAPH = re.compile(r"<p>", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]*>")
-
-
-class Unusable(ValueError):
-    """An item or answer that cannot be used; the message is the quarantine reason."""
-
-    def __init__(self, reason: str, raw=None):
-        super().__init__(reason)
-        self.raw = raw
-
-
-class _Rows:
-    """Rows gathered during one adapter call, turned into conformed frames at the end."""
-
-    def __init__(self, platform: str):
-        self.platform = platform
-        self.posts: list[dict] = []
-        self.accounts: list[dict] = []
-        self.quarantined: list[dict] = []
-        self.calls = 0
-        self.observed_at = datetime.now(UTC).replace(tzinfo=None)
-
-    def quarantine(self, item_id, reason: str, raw=None) -> None:
-        if raw is not None and not isinstance(raw, str):
-            raw = orjson.dumps(raw).decode()
-        self.quarantined.append({"platform": self.platform, "reason": reason, "raw": raw,
-                                 "item_id": None if item_id is None else str(item_id)})
-
-    def collected(self) -> Collected:
-        posts = conform(pl.DataFrame(self.posts, schema=POST_COLUMNS), POST_COLUMNS)
-        accounts = conform(pl.DataFrame(self.accounts, schema=ACCOUNT_COLUMNS), ACCOUNT_COLUMNS)
-        return Collected(
-            posts.unique(["platform", "post_id"], keep="last", maintain_order=True),
-            accounts.unique(["platform", "account_id"], keep="last", maintain_order=True),
-            pl.DataFrame(self.quarantined, schema=QUARANTINE_COLUMNS), self.calls)
 
 
 def epoch(value: datetime) -> int:
@@ -107,18 +72,6 @@ def plain(text: str | None) -> str | None:
     return html.unescape(_TAG.sub("", _PARAGRAPH.sub("\n\n", text))).strip()
 
 
-def _str(value) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _int(value) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _list(value) -> list:
-    return value if isinstance(value, list) else []
-
-
 def _id(value) -> str | None:
     return None if value is None or value == "" else str(value)
 
@@ -132,7 +85,7 @@ def map_story(hit: dict) -> dict:
     """A core post row from a search hit (or an item of type story)."""
     if not isinstance(hit, dict):
         raise Unusable("hit is not an object", hit)
-    story_id, author = _id(hit.get("objectID")) or _id(hit.get("id")), _str(hit.get("author"))
+    story_id, author = _id(hit.get("objectID")) or _id(hit.get("id")), as_str(hit.get("author"))
     missing = [name for name, value in (("objectID", story_id), ("author", author)) if not value]
     if missing:
         raise Unusable("missing " + ", ".join(missing), hit)
@@ -140,12 +93,12 @@ def map_story(hit: dict) -> dict:
         created_at = from_epoch(hit.get("created_at_i"))
     except Unusable as exc:
         raise Unusable(str(exc), hit) from None
-    title = _str(hit.get("title")) or ""
-    body = plain(hit.get("story_text")) or _str(hit.get("url"))
+    title = as_str(hit.get("title")) or ""
+    body = plain(hit.get("story_text")) or as_str(hit.get("url"))
     return {"platform": "hackernews", "post_id": story_id, "author_id": author,
             "author_username": author, "kind": "post", "conversation_id": story_id,
             "created_at": created_at, "text": f"{title}\n\n{body}" if body else title or None,
-            "like_count": _int(hit.get("points")), "reply_count": _int(hit.get("num_comments")),
+            "like_count": as_int(hit.get("points")), "reply_count": as_int(hit.get("num_comments")),
             "source": "hackernews"}
 
 
@@ -156,7 +109,7 @@ def map_comment(item: dict, story_id: str, parent_id: str) -> dict:
         raise Unusable("comment without id", item)
     if item.get("type", "comment") != "comment":
         raise Unusable(f"{item.get('type')} item in the comment tree, not a comment", item)
-    author, text = _str(item.get("author")), plain(item.get("text"))
+    author, text = as_str(item.get("author")), plain(item.get("text"))
     if not author or not text:
         lacks = " and ".join(name for name, value in (("author", author), ("text", text))
                              if not value)
@@ -169,11 +122,11 @@ def map_comment(item: dict, story_id: str, parent_id: str) -> dict:
             "author_username": author, "kind": "reply",
             "parent_id": _id(item.get("parent_id")) or parent_id,
             "conversation_id": _id(item.get("story_id")) or story_id, "created_at": created_at,
-            "text": text, "like_count": _int(item.get("points")), "source": "hackernews"}
+            "text": text, "like_count": as_int(item.get("points")), "source": "hackernews"}
 
 
 def map_user(body: dict, observed_at: datetime) -> dict:
-    username = _str(body.get("username"))
+    username = as_str(body.get("username"))
     if not username:
         raise Unusable("user without username", body)
     try:
@@ -182,7 +135,7 @@ def map_user(body: dict, observed_at: datetime) -> dict:
         created_at = None  # the account is still worth keeping
     return {"platform": "hackernews", "account_id": username, "username": username,
             "description": plain(body.get("about")), "created_at": created_at,
-            "post_count": _int(body.get("submission_count")), "observed_at": observed_at,
+            "post_count": as_int(body.get("submission_count")), "observed_at": observed_at,
             "source": "hackernews"}
 
 
@@ -211,7 +164,7 @@ class HackerNewsAdapter:
     def __repr__(self) -> str:
         return f"HackerNewsAdapter({self.base_url!r})"
 
-    def _get(self, rows: _Rows, path: str, params: dict | None = None) -> dict:
+    def _get(self, rows: Rows, path: str, params: dict | None = None) -> dict:
         """The JSON object of a 200 answer; anything else raises ``Unusable``."""
         def call() -> requests.Response:
             rows.calls += 1
@@ -230,11 +183,11 @@ class HackerNewsAdapter:
 
     def search_posts(self, query: str, since: datetime, until: datetime,
                      limit: int) -> Collected:
-        rows = _Rows(self.platform)
+        rows = Rows(self.platform)
         self._window(rows, query, epoch(since), epoch(until), limit)
         return rows.collected()
 
-    def _window(self, rows: _Rows, query: str, start: int, end: int, limit: int) -> None:
+    def _window(self, rows: Rows, query: str, start: int, end: int, limit: int) -> None:
         """Stories created in [start, end), newest first, until ``rows`` holds ``limit``."""
         wanted = limit - len(rows.posts)
         if wanted <= 0 or start >= end:
@@ -250,7 +203,7 @@ class HackerNewsAdapter:
                 rows.quarantine(f"search_by_date query={query!r} window=[{start},{end}) "
                                 f"page={page}", str(exc), exc.raw)
                 return
-            found = _int(body.get("nbHits")) or 0
+            found = as_int(body.get("nbHits")) or 0
             if page == 0 and min(found, wanted) > PAGINATION_LIMIT:
                 if end - start > 1:
                     middle = (start + end) // 2
@@ -261,16 +214,16 @@ class HackerNewsAdapter:
                                 f"more stories in one second than Algolia pages to "
                                 f"({PAGINATION_LIMIT}); the rest are unreachable",
                                 {"nbHits": found, "window": [start, end]})
-            hits = _list(body.get("hits"))
+            hits = as_list(body.get("hits"))
             for hit in hits[:limit - len(rows.posts)]:
                 self._add_story(rows, hit)
             page += 1
-            pages = _int(body.get("nbPages"))
+            pages = as_int(body.get("nbPages"))
             if (not hits or page * per_page >= min(found, PAGINATION_LIMIT)
                     or (pages is not None and page >= pages)):
                 return
 
-    def _add_story(self, rows: _Rows, hit) -> None:
+    def _add_story(self, rows: Rows, hit) -> None:
         try:
             post = map_story(hit)
         except Unusable as exc:
@@ -281,7 +234,7 @@ class HackerNewsAdapter:
         rows.accounts.append(_author(post["author_id"], rows.observed_at))
 
     def comments(self, post_ids: list[str], max_per_post: int) -> Collected:
-        rows = _Rows(self.platform)
+        rows = Rows(self.platform)
         if max_per_post <= 0:
             return rows.collected()
         for story_id in dict.fromkeys(str(i) for i in post_ids):
@@ -290,7 +243,7 @@ class HackerNewsAdapter:
             except Unusable as exc:
                 rows.quarantine(story_id, str(exc), exc.raw)
                 continue
-            queue = deque((child, story_id) for child in _list(tree.get("children")))
+            queue = deque((child, story_id) for child in as_list(tree.get("children")))
             taken = 0
             while queue and taken < max_per_post:
                 item, parent = queue.popleft()
@@ -306,11 +259,11 @@ class HackerNewsAdapter:
                     rows.accounts.append(_author(post["author_id"], rows.observed_at))
                     taken += 1
                 here = _id(item.get("id")) or parent
-                queue.extend((child, here) for child in _list(item.get("children")))
+                queue.extend((child, here) for child in as_list(item.get("children")))
         return rows.collected()
 
     def profiles(self, account_ids: list[str]) -> Collected:
-        rows = _Rows(self.platform)
+        rows = Rows(self.platform)
         for username in dict.fromkeys(a for a in account_ids if a):
             try:
                 rows.accounts.append(map_user(self._get(rows, f"/users/{quote(username)}"),
