@@ -84,3 +84,57 @@ def test_collectors_feed_scores_and_the_evaluation(data_dir):
     assert evaluation["label_sources"] == {"analyst.csv": 5}
     report = evaluation["bot_score"]
     assert report["positives"] == 3 and sum(report["confusion"].values()) == 5
+
+
+def test_bluesky_search_logs_in_with_an_app_password(monkeypatch):
+    """searchPosts needs a login since 2025: with the env vars set, the collector creates a
+    session at the PDS and sends its token; a refused login fails clearly, password unsaid."""
+    import json
+    import threading
+    from datetime import datetime
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import pytest
+
+    from botpipeline.defs.collectors.resources import BlueskyResource
+
+    class Pds(BaseHTTPRequestHandler):
+        def _send(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):
+            sent = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            if sent == {"identifier": "me.bsky.social", "password": "app-pass-1234"}:
+                self._send(200, {"accessJwt": "jwt-abc", "did": "did:plc:me"})
+            else:
+                self._send(401, {"error": "AuthenticationRequired"})
+
+        def do_GET(self):
+            if self.headers.get("Authorization") != "Bearer jwt-abc":
+                self._send(403, {"error": "Forbidden"})
+            else:
+                self._send(200, {"posts": [bsky_post("p1")]})
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Pds)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    try:
+        monkeypatch.setenv("BLUESKY_HANDLE", "me.bsky.social")
+        monkeypatch.setenv("BLUESKY_APP_PASSWORD", "app-pass-1234")
+        found = BlueskyResource(pds_url=url).adapter().search_posts(
+            "bots", datetime(2024, 5, 1), datetime(2024, 5, 2), 10)
+        assert found.posts.height == 1 and found.quarantine.height == 0
+        monkeypatch.setenv("BLUESKY_APP_PASSWORD", "wrong-pass-9999")
+        with pytest.raises(dg.Failure) as caught:
+            BlueskyResource(pds_url=url).adapter()
+        assert "refused" in str(caught.value) and "wrong-pass-9999" not in str(caught.value)
+    finally:
+        server.shutdown()

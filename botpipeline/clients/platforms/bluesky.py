@@ -162,6 +162,34 @@ def _failure(path: str, response: requests.Response) -> str:
         f" ({code})" if isinstance(code, str) and len(code) <= 60 else "")
 
 
+class LoginFailed(RuntimeError):
+    pass
+
+
+def login_session(pds_url: str, identifier: str, app_password: str,
+                  timeout: float = 30.0) -> requests.Session:
+    """A session that sends an access token (``com.atproto.server.createSession``).
+
+    Since 2025 the public AppView refuses searchPosts without one; with it, app.bsky.* calls go
+    to the account's PDS, which proxies them. The password never reaches an error message."""
+    session = requests.Session()
+    try:
+        response = session.post(f"{pds_url.rstrip('/')}/xrpc/com.atproto.server.createSession",
+                                 json={"identifier": identifier, "password": app_password},
+                                 timeout=timeout)
+    except requests.RequestException as exc:
+        raise LoginFailed(f"Bluesky login at {pds_url} failed: {type(exc).__name__}") from None
+    try:
+        token = response.json().get("accessJwt") if response.status_code == 200 else None
+    except ValueError:
+        token = None
+    if not token:
+        raise LoginFailed(f"Bluesky login as {identifier} at {pds_url} refused: HTTP "
+                          f"{response.status_code}; check BLUESKY_HANDLE / BLUESKY_APP_PASSWORD")
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session
+
+
 class BlueskyAdapter:
     platform = "bluesky"
 
