@@ -90,7 +90,8 @@ def bin_sizes(bins: pl.DataFrame, title: str):
     ax.set_xlabel("bin size (accounts sharing the set)")
     ax.set_ylabel("accounts")
     ax.set_title(title)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # a day without bins has nothing to label
+        ax.legend(fontsize=7)
     return fig
 
 
