@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import polars as pl
 
 from botpipeline.transforms.core_model import ACCOUNT_COLUMNS, POST_COLUMNS, conform
@@ -61,8 +63,19 @@ def v2_posts(tweets: list[dict], users: list[dict] | None = None,
     return conform(frame, POST_COLUMNS)
 
 
+def _epoch_ms_to_iso(user: dict) -> dict:
+    """Some exports (TwiBot-22) write ``created_at`` as epoch milliseconds."""
+    value = user.get("created_at")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        moment = datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+        return {**user, "created_at": moment.strftime("%Y-%m-%dT%H:%M:%S.")
+                + f"{moment.microsecond // 1000:03d}Z"}
+    return user
+
+
 def v2_accounts(users: list[dict], observed_at, source: str = "twitter_v2") -> pl.DataFrame:
-    frame = pl.DataFrame(users, schema=USER_SCHEMA, strict=False)
+    frame = pl.DataFrame([_epoch_ms_to_iso(u) for u in users], schema=USER_SCHEMA,
+                         strict=False)
     metrics = pl.col("public_metrics")
     frame = frame.with_columns(
         pl.lit("twitter").alias("platform"), pl.col("id").alias("account_id"),

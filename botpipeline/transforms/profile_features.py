@@ -1,0 +1,65 @@
+"""Profile features in the spirit of BotometerLite (Yang et al., AAAI 2020), from core accounts.
+
+Lifetime counts and their rates per day of account age, follower/friend ratios, screen-name
+and name lengths and digit counts, screen-name randomness (character entropy and the share of
+the name in letter/digit switches), description length and profile flags. A field the source
+does not have (v2 users carry no favourites count) stays null, never 0: the model treats
+missing as missing.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+COUNTS = ("post_count", "followers_count", "following_count", "like_count", "listed_count")
+FEATURES = (
+    "age_days", *COUNTS, *(f"{c}_per_day" for c in COUNTS),
+    "followers_per_following", "following_per_followers", "listed_per_followers",
+    "username_length", "username_digits", "username_entropy", "username_switches",
+    "display_name_length", "display_name_digits", "description_length",
+    "default_profile_image", "verified", "protected",
+)
+
+
+def _entropy(text: pl.Expr) -> pl.Expr:
+    """Shannon entropy (bits) of the characters of each string."""
+    counts = text.str.to_lowercase().str.split("").list.eval(
+        pl.element().value_counts().struct.field("count").cast(pl.Float64))
+    share = pl.element() / pl.element().sum()
+    return counts.list.eval(-share * share.log(2)).list.sum().fill_null(0.0)
+
+
+def profile_features(accounts: pl.DataFrame, as_of: pl.Expr | None = None) -> pl.DataFrame:
+    """``platform, account_id`` plus FEATURES (Float64, nulls kept) for each account.
+
+    ``as_of``: when the profile was seen (default ``observed_at``, else the newest account
+    creation in the frame, so ages stay positive and comparable within a snapshot)."""
+    seen = as_of if as_of is not None else pl.coalesce(
+        pl.col("observed_at"), pl.col("created_at").max())
+    age = ((seen - pl.col("created_at")).dt.total_seconds() / 86400).clip(lower_bound=1.0)
+    name = pl.col("username").fill_null("")
+    display = pl.col("display_name").fill_null("")
+    frame = accounts.with_columns(age.alias("age_days"))
+    rates = [(pl.col(c).cast(pl.Float64) / pl.col("age_days")).alias(f"{c}_per_day")
+             for c in COUNTS]
+    followers, following = (pl.col("followers_count").cast(pl.Float64),
+                            pl.col("following_count").cast(pl.Float64))
+    return frame.select(
+        "platform", "account_id", "age_days",
+        *(pl.col(c).cast(pl.Float64) for c in COUNTS), *rates,
+        (followers / (following + 1)).alias("followers_per_following"),
+        (following / (followers + 1)).alias("following_per_followers"),
+        (pl.col("listed_count").cast(pl.Float64) / (followers + 1)).alias(
+            "listed_per_followers"),
+        name.str.len_chars().cast(pl.Float64).alias("username_length"),
+        name.str.count_matches(r"\d").cast(pl.Float64).alias("username_digits"),
+        _entropy(name).alias("username_entropy"),
+        (name.str.count_matches(r"[A-Za-z]\d|\d[A-Za-z]").cast(pl.Float64)
+         / name.str.len_chars().clip(lower_bound=1)).alias("username_switches"),
+        display.str.len_chars().cast(pl.Float64).alias("display_name_length"),
+        display.str.count_matches(r"\d").cast(pl.Float64).alias("display_name_digits"),
+        pl.col("description").fill_null("").str.len_chars().cast(pl.Float64)
+        .alias("description_length"),
+        *(pl.col(c).cast(pl.Float64) for c in ("default_profile_image", "verified",
+                                                "protected")),
+    )
