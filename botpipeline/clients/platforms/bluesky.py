@@ -32,12 +32,11 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import orjson
 import requests
 
-from botpipeline.clients.http import send
 from botpipeline.clients.platforms.base import Collected
-from botpipeline.clients.platforms.rows import Rows, Unusable, as_int, as_list, as_str
+from botpipeline.clients.platforms.rows import (JsonGetter, Rows, Unusable, as_int, as_list,
+                                               as_str)
 
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 THREAD = "/xrpc/app.bsky.feed.getPostThread"
@@ -152,16 +151,6 @@ def unavailable(item) -> str | None:
     return None
 
 
-def _failure(path: str, response: requests.Response) -> str:
-    """A reason that groups well: status, endpoint and the API's error code (body in raw)."""
-    try:
-        code = orjson.loads(response.content).get("error")
-    except (orjson.JSONDecodeError, AttributeError):
-        code = None
-    return f"HTTP {response.status_code} from {path}" + (
-        f" ({code})" if isinstance(code, str) and len(code) <= 60 else "")
-
-
 class LoginFailed(RuntimeError):
     pass
 
@@ -190,37 +179,18 @@ def login_session(pds_url: str, identifier: str, app_password: str,
     return session
 
 
-class BlueskyAdapter:
+class BlueskyAdapter(JsonGetter):
     platform = "bluesky"
 
     def __init__(self, base_url: str = "https://public.api.bsky.app",
                  session: requests.Session | None = None, page_size: int = 100,
                  max_retries: int = 5, sleep: Callable[[float], None] = time.sleep,
                  timeout: float = 30.0):
-        self.base_url = base_url.rstrip("/")
-        self.session = session or requests.Session()
+        super().__init__(base_url, session, max_retries, sleep, timeout)
         self.page_size = max(1, min(page_size, MAX_SEARCH_PAGE))
-        self.max_retries, self.sleep, self.timeout = max_retries, sleep, timeout
 
     def __repr__(self) -> str:
         return f"BlueskyAdapter({self.base_url!r})"
-
-    def _get(self, rows: Rows, path: str, params: dict) -> dict:
-        """The JSON object of a 200 answer; anything else raises ``Unusable``."""
-        def call() -> requests.Response:
-            rows.calls += 1
-            return self.session.get(self.base_url + path, params=params, timeout=self.timeout)
-
-        response = send(call, max_retries=self.max_retries, what=self.base_url, sleep=self.sleep)
-        if response.status_code != 200:
-            raise Unusable(_failure(path, response), response.text[:2000])
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise Unusable(f"answer from {path} is not JSON", response.text[:2000]) from None
-        if not isinstance(body, dict):
-            raise Unusable(f"answer from {path} is not a JSON object", body)
-        return body
 
     def _add_post(self, rows: Rows, view, thread_parent=None, thread_root=None) -> bool:
         try:

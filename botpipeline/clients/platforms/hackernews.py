@@ -36,12 +36,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-import orjson
 import requests
 
-from botpipeline.clients.http import send
 from botpipeline.clients.platforms.base import Collected
-from botpipeline.clients.platforms.rows import Rows, Unusable, as_int, as_list, as_str
+from botpipeline.clients.platforms.rows import (JsonGetter, Rows, Unusable, as_int, as_list,
+                                               as_str)
 
 SEARCH = "/search_by_date"
 PAGINATION_LIMIT = 1000  # Algolia's paginationLimitedTo for HN: hits beyond it are unreachable
@@ -139,47 +138,18 @@ def map_user(body: dict, observed_at: datetime) -> dict:
             "source": "hackernews"}
 
 
-def _failure(path: str, response: requests.Response) -> str:
-    """A reason that groups well: status, endpoint and the API's error code (body in raw)."""
-    try:
-        code = orjson.loads(response.content).get("error")
-    except (orjson.JSONDecodeError, AttributeError):
-        code = None
-    return f"HTTP {response.status_code} from {path}" + (
-        f" ({code})" if isinstance(code, str) and len(code) <= 60 else "")
-
-
-class HackerNewsAdapter:
+class HackerNewsAdapter(JsonGetter):
     platform = "hackernews"
 
     def __init__(self, base_url: str = "https://hn.algolia.com/api/v1",
                  session: requests.Session | None = None, hits_per_page: int = 1000,
                  max_retries: int = 5, sleep: Callable[[float], None] = time.sleep,
                  timeout: float = 30.0):
-        self.base_url = base_url.rstrip("/")
-        self.session = session or requests.Session()
+        super().__init__(base_url, session, max_retries, sleep, timeout)
         self.hits_per_page = max(1, min(hits_per_page, MAX_HITS_PER_PAGE))
-        self.max_retries, self.sleep, self.timeout = max_retries, sleep, timeout
 
     def __repr__(self) -> str:
         return f"HackerNewsAdapter({self.base_url!r})"
-
-    def _get(self, rows: Rows, path: str, params: dict | None = None) -> dict:
-        """The JSON object of a 200 answer; anything else raises ``Unusable``."""
-        def call() -> requests.Response:
-            rows.calls += 1
-            return self.session.get(self.base_url + path, params=params, timeout=self.timeout)
-
-        response = send(call, max_retries=self.max_retries, what=self.base_url, sleep=self.sleep)
-        if response.status_code != 200:
-            raise Unusable(_failure(path, response), response.text[:2000])
-        try:
-            body = orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            raise Unusable(f"answer from {path} is not JSON", response.text[:2000]) from None
-        if not isinstance(body, dict):
-            raise Unusable(f"answer from {path} is not a JSON object", body)
-        return body
 
     def search_posts(self, query: str, since: datetime, until: datetime,
                      limit: int) -> Collected:

@@ -1,13 +1,18 @@
 """What the platform adapters share: rows gathered during one call, turned into conformed
-core frames (and quarantine rows) at the end, and tolerant readers of JSON fields."""
+core frames (and quarantine rows) at the end; tolerant readers of JSON fields; and GETs of
+JSON objects through clients/http.send (retries, 429s) where any failure becomes a reason."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
 import polars as pl
+import requests
 
+from botpipeline.clients.http import send
 from botpipeline.clients.platforms.base import QUARANTINE_COLUMNS, Collected
 from botpipeline.transforms.core_model import ACCOUNT_COLUMNS, POST_COLUMNS, conform
 
@@ -56,3 +61,40 @@ def as_str(value) -> str | None:
 
 def as_list(value) -> list:
     return value if isinstance(value, list) else []
+
+
+def failure_reason(path: str, response: requests.Response) -> str:
+    """A reason that groups well: status, endpoint and the API's error code (body in raw)."""
+    try:
+        code = orjson.loads(response.content).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        code = None
+    return f"HTTP {response.status_code} from {path}" + (
+        f" ({code})" if isinstance(code, str) and len(code) <= 60 else "")
+
+
+class JsonGetter:
+    """GETs of JSON objects from ``base_url``, retried by ``send``; counted in ``rows``."""
+
+    def __init__(self, base_url: str, session: requests.Session | None, max_retries: int,
+                 sleep: Callable[[float], None] = time.sleep, timeout: float = 30.0):
+        self.base_url = base_url.rstrip("/")
+        self.session = session or requests.Session()
+        self.max_retries, self.sleep, self.timeout = max_retries, sleep, timeout
+
+    def _get(self, rows: Rows, path: str, params: dict | None = None) -> dict:
+        """The JSON object of a 200 answer; anything else raises ``Unusable``."""
+        def call() -> requests.Response:
+            rows.calls += 1
+            return self.session.get(self.base_url + path, params=params, timeout=self.timeout)
+
+        response = send(call, max_retries=self.max_retries, what=self.base_url, sleep=self.sleep)
+        if response.status_code != 200:
+            raise Unusable(failure_reason(path, response), response.text[:2000])
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise Unusable(f"answer from {path} is not JSON", response.text[:2000]) from None
+        if not isinstance(body, dict):
+            raise Unusable(f"answer from {path} is not a JSON object", body)
+        return body
