@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -39,6 +40,12 @@ def server_label(url: str) -> str:
         raise ValueError("the Sharkey URL must look like https://host[:port]")
     host = parts.hostname + (f":{parts.port}" if parts.port else "")
     return f"{parts.scheme}://{host}{parts.path.rstrip('/')}"
+
+
+def server_slug(server: str) -> str:
+    """A file-name-safe form of a server label (``127.0.0.1_8080``, ``sandbox.example.org``):
+    the token store and the ledger are kept per server under it."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", server.split("://", 1)[-1]).strip("_")
 
 
 def fingerprint(token: str | None) -> str:

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 import tempfile
 import threading
 from pathlib import Path
+
+from botpipeline.clients.sharkey.client import server_slug
 
 
 def default_token_dir() -> Path:
@@ -35,8 +36,7 @@ class TokenStore:
 
     def __init__(self, directory: str | Path, server: str):
         self.directory = Path(directory)
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", server.split("://", 1)[-1]).strip("_")
-        self.path = self.directory / f"{slug}.json"
+        self.path = self.directory / f"{server_slug(server)}.json"
         self._lock = threading.Lock()
         self._data = self._load()
 

@@ -12,11 +12,10 @@ ledger's, and a sample of notes read back has the dataset's author, parent, reno
 """
 
 
-import re
-
 import dagster as dg
 import polars as pl
 
+from botpipeline.clients.sharkey.client import server_slug
 from botpipeline.clients.sharkey.publisher import PARTS, Publisher, PublishReport
 from botpipeline.clients.sharkey.verify import check_threading, server_counts
 from botpipeline.defs.metadata import markdown_preview, png_metadata
@@ -56,8 +55,7 @@ class PublishConfig(dg.Config):
 
 
 def ledger_path(warehouse: Warehouse, server: str, run_id: str):
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", server.split("://", 1)[-1]).strip("_")
-    return warehouse.data_path / "sharkey" / slug / run_id / "ledger.duckdb"
+    return warehouse.data_path / "sharkey" / server_slug(server) / run_id / "ledger.duckdb"
 
 
 def _timeline_plot(report: PublishReport):
