@@ -30,13 +30,13 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import requests
 
 from botpipeline.clients.platforms.base import Collected
 from botpipeline.clients.platforms.rows import (JsonGetter, Rows, Unusable, as_int, as_list,
-                                               as_str)
+                                               as_str, parse_time, utc_naive)
 
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 THREAD = "/xrpc/app.bsky.feed.getPostThread"
@@ -47,20 +47,8 @@ MAX_THREAD_DEPTH = 1000  # getPostThread's largest ``depth``
 POST_COLLECTION = "/app.bsky.feed.post/"
 
 
-def utc_naive(value: datetime) -> datetime:
-    """A datetime in naive UTC (naive input is taken to be UTC already)."""
-    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-
-
 def iso_utc(value: datetime) -> str:
     return utc_naive(value).isoformat(timespec="milliseconds") + "Z"
-
-
-def parse_time(value, field: str = "createdAt") -> datetime:
-    try:
-        return utc_naive(datetime.fromisoformat(value))
-    except (TypeError, ValueError, OverflowError):
-        raise Unusable(f"unparseable {field}") from None
 
 
 def _uri(ref) -> str | None:

@@ -51,6 +51,18 @@ class Rows:
             pl.DataFrame(self.quarantined, schema=QUARANTINE_COLUMNS), self.calls)
 
 
+def utc_naive(value: datetime) -> datetime:
+    """A datetime in naive UTC (naive input is taken to be UTC already)."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def parse_time(value, field: str = "createdAt") -> datetime:
+    try:
+        return utc_naive(datetime.fromisoformat(value))
+    except (TypeError, ValueError, OverflowError):
+        raise Unusable(f"unparseable {field}") from None
+
+
 def as_int(value) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 

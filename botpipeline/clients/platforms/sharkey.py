@@ -11,25 +11,20 @@ nothing; ``profiles`` is ``users/show`` by id.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
-import orjson
-import polars as pl
-
-from botpipeline.clients.platforms.base import QUARANTINE_COLUMNS, Collected
+from botpipeline.clients.platforms.base import Collected
+from botpipeline.clients.platforms.rows import Rows, Unusable, parse_time, utc_naive
 from botpipeline.clients.sharkey.client import SharkeyClient
 from botpipeline.clients.sharkey.errors import NotFound
-from botpipeline.transforms.core_model import ACCOUNT_COLUMNS, POST_COLUMNS, conform
 
-EPOCH_2000 = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EPOCH_2000 = datetime(2000, 1, 1)  # naive UTC
 BASE36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def aidx_floor(moment: datetime) -> str:
     """The smallest aidx id created at or after ``moment`` (naive = UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    ms = max(0, int((moment - EPOCH_2000).total_seconds() * 1000))
+    ms = max(0, int((utc_naive(moment) - EPOCH_2000).total_seconds() * 1000))
     digits = ""
     while ms:
         ms, rest = divmod(ms, 36)
@@ -37,46 +32,36 @@ def aidx_floor(moment: datetime) -> str:
     return digits.rjust(8, "0") + "0" * 8
 
 
-def _time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed.astimezone(timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
-
-
-def notes_to_posts(notes: list[dict], users: dict[str, dict]) -> pl.DataFrame:
-    rows = []
-    for note in notes:
-        text, renote = note.get("text"), note.get("renoteId")
-        kind = ("reply" if note.get("replyId") else
-                "repost" if renote and not text else "quote" if renote else "post")
-        user = note.get("user") or users.get(note.get("userId"), {})
-        reactions = note.get("reactions") or {}
-        rows.append({
-            "platform": "sharkey", "post_id": note["id"], "author_id": note.get("userId"),
+def note_row(note: dict, users: dict[str, dict]) -> dict:
+    """One note as a core post row (``Unusable`` without an id or a creation time)."""
+    if not note.get("id") or not note.get("createdAt"):
+        raise Unusable("note without id or createdAt", note)
+    text, renote = note.get("text"), note.get("renoteId")
+    kind = ("reply" if note.get("replyId") else
+            "repost" if renote and not text else "quote" if renote else "post")
+    user = note.get("user") or users.get(note.get("userId"), {})
+    reactions = note.get("reactions") or {}
+    return {"platform": "sharkey", "post_id": note["id"], "author_id": note.get("userId"),
             "author_username": user.get("username"), "kind": kind,
             "parent_id": note.get("replyId"),
             "reposted_id": renote if kind == "repost" else None,
             "quoted_id": renote if kind == "quote" else None,
-            "created_at": _time(note.get("createdAt")), "text": text,
+            "created_at": parse_time(note["createdAt"]), "text": text,
             "like_count": note.get("reactionCount", sum(reactions.values()) or None),
             "repost_count": note.get("renoteCount"), "reply_count": note.get("repliesCount"),
-            "source": "sharkey"})
-    return conform(pl.DataFrame(rows, infer_schema_length=None) if rows
-                   else pl.DataFrame(), POST_COLUMNS)
+            "source": "sharkey"}
 
 
-def users_to_accounts(users: list[dict], observed_at: datetime) -> pl.DataFrame:
-    rows = [{"platform": "sharkey", "account_id": u["id"], "username": u.get("username"),
-             "display_name": u.get("name"), "description": u.get("description"),
-             "created_at": _time(u.get("createdAt")),
-             "followers_count": u.get("followersCount"),
-             "following_count": u.get("followingCount"), "post_count": u.get("notesCount"),
-             "verified": False, "protected": bool(u.get("isLocked", False)),
-             "default_profile_image": u.get("avatarId") is None and not u.get("avatarUrl"),
-             "observed_at": observed_at, "source": "sharkey"} for u in users]
-    return conform(pl.DataFrame(rows, infer_schema_length=None) if rows
-                   else pl.DataFrame(), ACCOUNT_COLUMNS)
+def account_row(user: dict, observed_at: datetime) -> dict:
+    created = user.get("createdAt")
+    return {"platform": "sharkey", "account_id": user["id"], "username": user.get("username"),
+            "display_name": user.get("name"), "description": user.get("description"),
+            "created_at": parse_time(created) if created else None,
+            "followers_count": user.get("followersCount"),
+            "following_count": user.get("followingCount"), "post_count": user.get("notesCount"),
+            "verified": False, "protected": bool(user.get("isLocked", False)),
+            "default_profile_image": user.get("avatarId") is None and not user.get("avatarUrl"),
+            "observed_at": observed_at, "source": "sharkey"}
 
 
 class SharkeyAdapter:
@@ -85,11 +70,6 @@ class SharkeyAdapter:
     def __init__(self, client: SharkeyClient, page_size: int = 100):
         self.client, self.page_size = client, page_size
         self._users: dict[str, dict] = {}
-
-    def _quarantine(self, item: str, reason: str, raw: object = None) -> pl.DataFrame:
-        return pl.DataFrame([{"platform": self.platform, "item_id": item, "reason": reason,
-                              "raw": orjson.dumps(raw).decode() if raw is not None else None}],
-                            schema=QUARANTINE_COLUMNS)
 
     def _user(self, username: str) -> dict | None:
         if username not in self._users:
@@ -100,14 +80,18 @@ class SharkeyAdapter:
                 self._users[username] = None
         return self._users[username]
 
+    def _done(self, rows: Rows, calls_before: int) -> Collected:
+        rows.calls = self.client.calls - calls_before
+        return rows.collected()
+
     def search_posts(self, query: str, since: datetime, until: datetime,
                      limit: int) -> Collected:
+        rows, calls = Rows(self.platform), self.client.calls
         username = query.strip().lstrip("@")
-        calls = self.client.calls
         user = self._user(username)
         if user is None:
-            return Collected(quarantine=self._quarantine(query, "no such user on the server"),
-                             calls=self.client.calls - calls)
+            rows.quarantine(query, "no such user on the server")
+            return self._done(rows, calls)
         notes: list[dict] = []
         until_id, since_id = aidx_floor(until), aidx_floor(since)
         while len(notes) < limit:
@@ -118,27 +102,23 @@ class SharkeyAdapter:
                 break
             notes.extend(page)
             until_id = min(n["id"] for n in page)
-        bad = [n for n in notes if not n.get("id") or not n.get("createdAt")]
-        good = [n for n in notes if n not in bad]
-        quarantine = pl.concat([self._quarantine(n.get("id") or "?", "note without id or "
-                                                 "createdAt", n) for n in bad]) if bad \
-            else Collected().quarantine
-        observed = datetime.now(timezone.utc).replace(tzinfo=None)
-        return Collected(notes_to_posts(good, {user["id"]: user}),
-                         users_to_accounts([user], observed), quarantine,
-                         self.client.calls - calls)
+        for note in notes:
+            try:
+                rows.posts.append(note_row(note, {user["id"]: user}))
+            except Unusable as exc:
+                rows.quarantine(note.get("id") or "?", str(exc), exc.raw)
+        rows.accounts.append(account_row(user, rows.observed_at))
+        return self._done(rows, calls)
 
     def comments(self, post_ids: list[str], max_per_post: int) -> Collected:
         return Collected()
 
     def profiles(self, account_ids: list[str]) -> Collected:
-        calls, users, quarantine = self.client.calls, [], []
+        rows, calls = Rows(self.platform), self.client.calls
         for account_id in account_ids:
             try:
-                users.append(self.client.call("users/show", {"userId": account_id}))
+                rows.accounts.append(account_row(
+                    self.client.call("users/show", {"userId": account_id}), rows.observed_at))
             except NotFound:
-                quarantine.append(self._quarantine(account_id, "no such user on the server"))
-        observed = datetime.now(timezone.utc).replace(tzinfo=None)
-        return Collected(accounts=users_to_accounts(users, observed),
-                         quarantine=pl.concat(quarantine) if quarantine
-                         else Collected().quarantine, calls=self.client.calls - calls)
+                rows.quarantine(account_id, "no such user on the server")
+        return self._done(rows, calls)
