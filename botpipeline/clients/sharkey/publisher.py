@@ -301,14 +301,13 @@ class Publisher:
                     self._pending_notes[row["user_id"]].append(row)
             if self.ledger.previous_sessions:
                 # A crash may have left one unrecorded note per account: look before posting.
-                for user in self._pending_notes:
-                    check = Task("reconcile", user, user, "users/notes", -1,
-                                 self._guard(self._reconcile, user), [accounts[user]])
-                    tasks.append(check)
-                    for task in tasks:
-                        if task.kind in ("note", "renote") and task.owner == user \
-                                and task.state == "pending":
-                            task.deps.append(check)
+                checks = {user: Task("reconcile", user, user, "users/notes", -1,
+                                     self._guard(self._reconcile, user), [accounts[user]])
+                          for user in self._pending_notes}
+                for task in tasks:
+                    if task.kind in ("note", "renote") and task.state == "pending":
+                        task.deps.append(checks[task.owner])
+                tasks.extend(checks.values())
         if "follows" in parts:
             for follower, followee in self.plan.follows.iter_rows():
                 add("follow", f"{follower}->{followee}", follower, "following/create", 0,
