@@ -132,3 +132,20 @@ def scores_by_label(frame: pl.DataFrame, score: str, threshold: float, title: st
     ax.set_title(title)
     ax.legend(fontsize=8)
     return fig
+
+
+def publish_timeline(timeline: list[tuple[float, str]], bound: float):
+    """Objects published over time, one step line per kind, the rate-limit bound marked."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    by_kind: dict[str, list[float]] = {}
+    for t, kind in timeline:
+        by_kind.setdefault(kind, []).append(t)
+    for kind, times in sorted(by_kind.items()):
+        ax.step(times, range(1, len(times) + 1), where="post", label=kind)
+    if bound:
+        ax.axvline(bound, color="black", linestyle="--", label="rate-limit bound")
+    ax.set_xlabel("seconds since start")
+    ax.set_ylabel("objects published")
+    ax.legend(fontsize=7)
+    ax.set_title("publish timeline")
+    return fig

@@ -23,6 +23,7 @@ from botpipeline.defs.partitions import oasis_runs
 from botpipeline.defs.resources import Warehouse
 from botpipeline.defs.sharkey.plan import read_plan, sharkey_plan
 from botpipeline.defs.sharkey.resources import SharkeyResource
+from botpipeline.plots import publish_timeline
 from botpipeline.storage.sharkey_ledger import Ledger
 from botpipeline.transforms.sharkey.published import published_tables
 
@@ -56,27 +57,6 @@ class PublishConfig(dg.Config):
 
 def ledger_path(warehouse: Warehouse, server: str, run_id: str):
     return warehouse.data_path / "sharkey" / server_slug(server) / run_id / "ledger.duckdb"
-
-
-def _timeline_plot(report: PublishReport):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    by_kind: dict[str, list[float]] = {}
-    for t, kind in report.outcome.timeline:
-        by_kind.setdefault(kind, []).append(t)
-    for kind, times in sorted(by_kind.items()):
-        ax.step(times, range(1, len(times) + 1), where="post", label=kind)
-    bound = report.lower_bound.get("seconds", 0)
-    if bound:
-        ax.axvline(bound, color="black", linestyle="--", label="rate-limit bound")
-    ax.set_xlabel("seconds since start")
-    ax.set_ylabel("objects published")
-    ax.legend(fontsize=7)
-    ax.set_title("publish timeline")
-    return fig
 
 
 @dg.multi_asset(
@@ -139,7 +119,8 @@ def _materializations(report: PublishReport, parts: set[str], tables: dict):
     common = {"wall_seconds": round(seconds, 2), "lower_bound_seconds": round(bound, 2),
               "wall_over_bound": round(seconds / bound, 3) if bound else None,
               "rate_limit_waits": report.outcome.waits}
-    plot = png_metadata(_timeline_plot(report)) if report.outcome.timeline else None
+    plot = png_metadata(publish_timeline(report.outcome.timeline, bound)) \
+        if report.outcome.timeline else None
     rows = {"accounts": ("accounts", "server_user_id"), "profiles": ("accounts",
                                                                      "profile_updated_at"),
             "notes": ("notes", "server_note_id"), "renotes": ("notes", "server_note_id"),
