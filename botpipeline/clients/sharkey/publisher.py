@@ -246,6 +246,7 @@ class Publisher:
             raise ValueError(f"unknown parts {sorted(unknown)}; choose from {sorted(PARTS)}")
         tasks: list[Task] = []
         registry: dict[tuple[str, str], Task] = {}
+        self._pending_notes.clear()  # rebuilt below: tasks() may be called again
 
         def add(kind, key, owner, endpoint, order, fn, *args, deps=(), selected=True):
             task = Task(kind, key, owner, endpoint, order, self._guard(fn, *args),
