@@ -1,6 +1,7 @@
 """`botpipeline`: run the daily pipeline on the shipped sample, refresh the analysts' views.
 
-    botpipeline run [--date D] [--run ID]     every date folder and OASIS run under incoming/
+    botpipeline run [--date D] [--run ID]     every date folder and OASIS run under incoming/,
+                    [--train-on SET]          then the learned bot model on a label set
     botpipeline catalog                       re-publish the analysts' views
     botpipeline sample [...]                  regenerate the shipped Stream Grab sample
 
@@ -76,26 +77,54 @@ def cmd_run(args: argparse.Namespace) -> int:
         if runs:
             known = set(instance.get_dynamic_partitions(oasis_runs.name))
             instance.add_dynamic_partitions(oasis_runs.name, [r for r in runs if r not in known])
-        work = [("daily_pipeline", key) for key in dates] + \
-               [("simulation_pipeline", run) for run in runs]
-        for job_name, key in work:
-            job = defs.resolve_job_def(job_name)
-            print(f"== {key}: {job_name}", flush=True)
-            result = job.execute_in_process(partition_key=key, instance=instance,
-                                            raise_on_error=False)
-            if not result.success:
-                failed.append(key)
-                continue
-            for event in result.get_asset_materialization_events():
-                meta = event.materialization.metadata
-                rows = meta.get("dagster/row_count")
-                print(f"   {event.asset_key.to_user_string()}: "
-                      f"{rows.value if rows else '-'} rows")
+        work = [("daily_pipeline", key, None) for key in dates] + \
+               [("simulation_pipeline", run, None) for run in runs]
+        failed += _execute(defs, instance, work)
+        failed += _execute(defs, instance, _model_work(warehouse, instance, args, dates))
     print(f"analysts' database: {warehouse.analysts_database_path}")
     if failed:
-        print(f"FAILED dates: {failed}", file=sys.stderr)
+        print(f"FAILED: {failed}", file=sys.stderr)
         return 1
     return 0
+
+
+def _execute(defs, instance, work) -> list[str]:
+    """Run each (job, partition, run config); print row counts; return what failed."""
+    failed = []
+    for job_name, key, run_config in work:
+        job = defs.resolve_job_def(job_name)
+        print(f"== {key or ''}: {job_name}".replace("== : ", "== "), flush=True)
+        result = job.execute_in_process(partition_key=key, instance=instance,
+                                        run_config=run_config, raise_on_error=False)
+        if not result.success:
+            failed.append(f"{job_name}:{key}" if key else job_name)
+            continue
+        for event in result.get_asset_materialization_events():
+            meta = event.materialization.metadata
+            shown = meta.get("dagster/row_count") or meta.get("cv_roc_auc")
+            label = "rows" if "dagster/row_count" in meta else "out-of-fold ROC AUC"
+            print(f"   {event.asset_key.to_user_string()}: "
+                  f"{shown.value if shown else '-'} {label}")
+    return failed
+
+
+def _model_work(warehouse, instance, args, dates: list[str]) -> list[tuple]:
+    """Train the learned model on --train-on (when that label set exists), score the dates
+    with it, and evaluate it on every label set."""
+    from botpipeline.defs.models.labelled_accounts import available
+    from botpipeline.defs.partitions import label_sets
+
+    names = available(warehouse)
+    known = set(instance.get_dynamic_partitions(label_sets.name))
+    instance.add_dynamic_partitions(label_sets.name, [n for n in names if n not in known])
+    if not args.train_on or args.train_on not in names:
+        if args.train_on:
+            print(f"no label set {args.train_on!r} under {warehouse.incoming('labels')}: "
+                  f"the learned model is not trained", flush=True)
+        return []
+    config = {"ops": {"models__bot_classifier": {"config": {"label_set": args.train_on}}}}
+    return ([("bot_model", None, config)] + [("learned_scores", key, None) for key in dates]
+            + [("evaluate_bot_model", name, None) for name in names])
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
@@ -118,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="run the daily pipeline for date folders under incoming/")
     run.add_argument("--date", action="append", help="a collection date (repeatable)")
     run.add_argument("--run", action="append", help="an OASIS run id (repeatable)")
+    run.add_argument("--train-on", default="generated_sample", metavar="LABEL_SET",
+                     help="label set under incoming/labels/ the learned bot model trains on "
+                          "(default: generated_sample; empty: do not train)")
     run.set_defaults(func=cmd_run)
     catalog = sub.add_parser("catalog", help="re-publish the analysts' DuckDB views")
     catalog.set_defaults(func=cmd_catalog)

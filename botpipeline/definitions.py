@@ -3,7 +3,7 @@
 import dagster as dg
 
 from botpipeline.defs import (collectors, conversations, coordination, core, exports, features,
-                              hydration, raw, scores, sharkey)
+                              hydration, models, raw, scores, sharkey)
 from botpipeline.defs.resources import Warehouse
 
 defs = dg.Definitions.merge(
@@ -15,6 +15,7 @@ defs = dg.Definitions.merge(
     hydration.defs,
     features.defs,
     scores.defs,
+    models.defs,
     coordination.defs,
     sharkey.defs,
     dg.Definitions(resources={"warehouse": Warehouse()}),

@@ -42,13 +42,14 @@ def thread_sizes(sizes: list[int], title: str):
     return fig
 
 
-def score_distribution(scores: list[float], threshold: float, title: str):
-    """Histogram of total bot scores with the flag threshold marked."""
+def score_distribution(scores: list[float], threshold: float, title: str,
+                       value_range: tuple[float, float] = (0, 23), xlabel: str = "total score"):
+    """Histogram of scores (default: the 13-signal total) with the flag threshold marked."""
     fig, ax = plt.subplots(figsize=(6, 3))
-    ax.hist(scores, bins=46, range=(0, 23), color="#4c72b0")
+    ax.hist(scores, bins=46, range=value_range, color="#4c72b0")
     ax.axvline(threshold, color="#c44e52", linestyle="--", label=f"flag at {threshold:g}")
     ax.set_yscale("log")
-    ax.set_xlabel("total score")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("accounts")
     ax.set_title(title)
     ax.legend(fontsize=8)
@@ -148,4 +149,51 @@ def publish_timeline(timeline: list[tuple[float, str]], bound: float):
     ax.set_ylabel("objects published")
     ax.legend(fontsize=7)
     ax.set_title("publish timeline")
+    return fig
+
+
+def roc_and_pr_curves(curves: dict[str, tuple], title: str):
+    """ROC and precision-recall curves side by side; ``curves``: name -> (truth, score)."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    fig, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4))
+    for name, (truth, score) in curves.items():
+        if truth.all() or not truth.any():
+            continue
+        fpr, tpr, _ = roc_curve(truth, score)
+        roc.plot(fpr, tpr, label=name)
+        precision, recall, _ = precision_recall_curve(truth, score)
+        pr.plot(recall, precision, label=name)
+    roc.plot([0, 1], [0, 1], color="grey", linestyle=":")
+    roc.set_xlabel("false positive rate")
+    roc.set_ylabel("true positive rate")
+    roc.set_title("ROC")
+    pr.set_xlabel("recall")
+    pr.set_ylabel("precision")
+    pr.set_title("precision-recall")
+    roc.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def calibration_plot(predicted: list[float], observed: list[float], title: str):
+    """Reliability diagram: mean predicted probability against the observed bot share."""
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect")
+    ax.plot(predicted, observed, marker="o", label="out-of-fold")
+    ax.set_xlabel("predicted bot probability")
+    ax.set_ylabel("observed share of bots")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def feature_importance(importance: dict[str, float], title: str, top: int = 20):
+    items = list(importance.items())[:top][::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.28 * len(items) + 1.2))
+    ax.barh([name for name, _ in items], [value for _, value in items], color="#4c72b0")
+    ax.set_xlabel("mean decrease in impurity")
+    ax.set_title(title)
+    fig.tight_layout()
     return fig

@@ -18,19 +18,28 @@ SAMPLE = PROJECT_ROOT / "data"
 DATES = sorted(p.name for p in (SAMPLE / "incoming" / "twitterstream").iterdir())
 
 
-def run_daily(root, dates: list[str]) -> dict[str, dict]:
-    """The main job for ``dates`` on the data dir ``root``: asset -> metadata, per date."""
+def run_daily(root, dates: list[str], model: bool = False) -> dict[str, dict]:
+    """The main job for ``dates`` on the data dir ``root``: asset -> metadata, per date
+    (with ``model``, then the learned model on the shipped labels, as `botpipeline run`)."""
     results = {}
     with pytest.MonkeyPatch.context() as env:
         env.setenv("BOTPIPELINE_DATA_DIR", str(root))
         env.setenv("BOTPIPELINE_DUCKDB", str(root / "analysts.duckdb"))
         with dg.instance_for_test() as instance:
-            for key in dates:
-                result = defs.resolve_job_def("daily_pipeline").execute_in_process(
-                    partition_key=key, instance=instance)
+            work = [("daily_pipeline", key, None) for key in dates]
+            if model:
+                instance.add_dynamic_partitions("label_sets", ["generated_sample"])
+                work += [("bot_model", None, {"ops": {"models__bot_classifier": {
+                    "config": {"trees": 60}}}})]
+                work += [("learned_scores", key, None) for key in dates]
+                work += [("evaluate_bot_model", "generated_sample", None)]
+            for job, key, config in work:
+                result = defs.resolve_job_def(job).execute_in_process(
+                    partition_key=key, instance=instance, run_config=config)
                 assert result.success
-                results[key] = {e.asset_key.to_user_string(): e.materialization.metadata
-                                for e in result.get_asset_materialization_events()}
+                results.setdefault(key or job, {}).update(
+                    {e.asset_key.to_user_string(): e.materialization.metadata
+                     for e in result.get_asset_materialization_events()})
     return results
 
 
@@ -40,7 +49,7 @@ def sample_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("sample")
     shutil.copytree(SAMPLE / "incoming", root / "incoming")
     shutil.copytree(SAMPLE / "truth", root / "truth")
-    return root, run_daily(root, DATES)
+    return root, run_daily(root, DATES, model=True)
 
 
 def test_sample_has_three_days():
@@ -172,3 +181,28 @@ def test_rerun_gives_identical_scores(sample_run):
     for table, data in before.items():
         after = (lake / table[0] / table[1] / f"collection_date={key}" / "data.parquet")
         assert after.read_bytes() == data, table
+
+
+def test_learned_model_trained_on_the_shipped_labels(sample_run):
+    root, results = sample_run
+    model = {k: v.value for k, v in results["bot_model"]["models/bot_classifier"].items()
+             if not k.endswith("plot") and k != "roc_pr_curves"}
+    assert model["label_set"] == "generated_sample"
+    assert model["label_set_summary"]["matched"] > 800  # labelled accounts that were active
+    assert model["cv_roc_auc"] > 0.9  # planted bots differ in behaviour, not only profile
+    assert (root / "models" / "bot_classifier" / f"{model['model_version']}.pkl").exists()
+    assert "posts_24h" in model["features"] and "like_count" in model["features"]
+    for key in DATES:
+        scored = results[key]["scores/bot_probability"]
+        assert scored["dagster/row_count"].value == \
+            results[key]["features/account_features"]["dagster/row_count"].value
+        assert scored["auc_vs_planted_truth"].value > 0.9
+    evaluation = results["generated_sample"]["scores/model_evaluation"]
+    assert evaluation["in_domain_out_of_fold"].value is True
+    detectors = evaluation["detectors"].value
+    assert set(detectors) == {"learned", "bot_score_13_signals", "rule_filter"}
+    with duckdb.connect(str(root / "analysts.duckdb"), read_only=True) as con:
+        by = con.sql("SELECT count(*) FILTER (WHERE flagged_by_model), "
+                     "count(*) FILTER (WHERE flagged_by_model AND NOT flagged_by_score "
+                     "AND NOT flagged_by_rules) FROM marts.flagged_accounts").fetchall()[0]
+        assert by[0] > 0

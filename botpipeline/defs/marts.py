@@ -46,16 +46,20 @@ MART_VIEWS: dict[str, str] = {
                      / nullif(count(*) FILTER (WHERE parent_id IS NOT NULL), 0), 4)
                    AS missing_parent_share
         FROM conversations.posts GROUP BY collection_date""",
-    # The seed 003 endpoints, as views. Flagged by either verdict, with which one flagged.
+    # The seed 003 endpoints, as views. Flagged by any verdict (the 13-signal score, the rule
+    # filter, the learned model), with which one flagged.
     "marts.flagged_accounts": """
         SELECT b.collection_date, b.platform, b.account_id, b.username, b.total_score,
                b.flagged AS flagged_by_score, r.is_likely_bot AS flagged_by_rules,
-               b.significant_signals, r.reasons AS rule_reasons, f.account_age_days,
-               f.followers_count, f.following_count, f.posts_24h, f.comments
+               coalesce(p.flagged, false) AS flagged_by_model, p.bot_probability,
+               p.model_version, b.significant_signals, r.reasons AS rule_reasons,
+               f.account_age_days, f.followers_count, f.following_count, f.posts_24h,
+               f.comments
         FROM scores.bot_scores b
         JOIN scores.rule_filter r USING (collection_date, platform, account_id)
         JOIN features.account_features f USING (collection_date, platform, account_id)
-        WHERE b.flagged OR r.is_likely_bot""",
+        LEFT JOIN scores.bot_probability p USING (collection_date, platform, account_id)
+        WHERE b.flagged OR r.is_likely_bot OR p.flagged""",
     "marts.account_comments": """
         SELECT p.collection_date, p.platform, p.author_id AS account_id, p.author_username,
                p.post_id, p.parent_id, p.created_at, p.text, t.severity, t.is_inflammatory,
@@ -132,5 +136,20 @@ MART_VIEWS: dict[str, str] = {
 }
 
 
-def mart_views() -> list[tuple[str, str]]:
-    return list(MART_VIEWS.items())
+# Tables a mart reads that only exist once an optional job ran (the learned model is trained
+# on request): until then an empty view stands in, so the mart is published anyway.
+OPTIONAL_TABLES: dict[str, str] = {
+    "scores.bot_probability": """
+        SELECT NULL::DATE AS collection_date, NULL::VARCHAR AS platform,
+               NULL::VARCHAR AS account_id, NULL::VARCHAR AS username,
+               NULL::DOUBLE AS bot_probability, NULL::BOOLEAN AS flagged,
+               NULL::DOUBLE AS threshold, NULL::VARCHAR AS model_version,
+               NULL::VARCHAR AS trained_on
+        WHERE false""",
+}
+
+
+def mart_views(lake_tables: set[str] = frozenset()) -> list[tuple[str, str]]:
+    """The marts, after empty stand-ins for the optional tables the lake lacks."""
+    return [(name, select) for name, select in OPTIONAL_TABLES.items()
+            if name not in lake_tables] + list(MART_VIEWS.items())

@@ -15,3 +15,7 @@ def lookback_sql(key: str, days: int) -> str:
     """SQL condition: a daily partition ``key`` and the ``days`` collection dates before it."""
     return (f"collection_date BETWEEN DATE '{key}' - INTERVAL {int(days)} DAY "
             f"AND DATE '{key}'")
+
+# One partition per labelled account list under incoming/labels/ (a folder, or a bare CSV);
+# the label-set sensor and `botpipeline run` add them.
+label_sets = dg.DynamicPartitionsDefinition(name="label_sets")

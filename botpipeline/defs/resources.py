@@ -64,7 +64,8 @@ class Warehouse(DuckDBResource):
     def refresh_catalog(self, log: dg.DagsterLogManager | None = None) -> CatalogRefresh:
         from botpipeline.defs.marts import mart_views
 
-        result = publish_catalog(self.lake, self.analysts_database_path, mart_views())
+        result = publish_catalog(self.lake, self.analysts_database_path, mart_views(
+            {t.qualified for t in self.lake.tables()}))
         if log is not None:
             if result.published:
                 log.info(f"analysts' database {result.database}: {len(result.views)} views")

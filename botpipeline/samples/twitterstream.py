@@ -68,6 +68,8 @@ not in the data.
 
 * ``accounts.csv``: ``user_id,screen_name,kind,group_id`` for the whole population
   (kind in human / automated / coordinated; group_id empty unless coordinated).
+* ``<out>/incoming/labels/generated_sample/labels.csv``: the same kinds as a label set
+  (``platform,user_id,label``) for the learned bot model.
 * ``groups.csv``: ``group_id,members,source_tweets`` (distinct shared source tweet ids over
   the generated days); ``group_sources.csv``: ``group_id,date,source_tweet_id,source_user_id,
   retweeters``.
@@ -1900,6 +1902,15 @@ def _write_population_truth(model: _Model, truth_dir: str) -> None:
         for a in model.accts:
             w.writerow([a.uid, a.sn, ACCOUNT_KIND_NAMES[a.kind],
                         "" if a.group is None else a.group])
+    # The same truth as an analyst's label set, which the learned bot model trains on.
+    labels_dir = os.path.join(os.path.dirname(os.path.dirname(truth_dir)), "incoming",
+                              "labels", "generated_sample")
+    os.makedirs(labels_dir, exist_ok=True)
+    with open(os.path.join(labels_dir, "labels.csv"), "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["platform", "user_id", "label"])
+        for a in model.accts:
+            w.writerow(["twitter", a.uid, ACCOUNT_KIND_NAMES[a.kind]])
     rows = []
     for d, plan in enumerate(model.plans):
         for (g, s), (created, sid, hub) in sorted(plan.group_sources.items()):

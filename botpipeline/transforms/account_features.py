@@ -21,6 +21,46 @@ NORMALIZED = ("trim(regexp_replace(lower({col}), "
 RAPID_COMMENT_SECONDS = 30  # seed 003: comments posted less than 30 s apart
 
 
+# The behaviour columns of the frame, null for an account known only by its profile.
+ACTIVITY_TYPES = {
+    "posts_in_window": "BIGINT", "posts_24h": "BIGINT", "unique_active_hours": "BIGINT",
+    "original_posts": "BIGINT", "comments": "BIGINT", "reposts": "BIGINT",
+    "repetitive_share": "DOUBLE", "comment_repetitive_share": "DOUBLE",
+    "engagement_per_post": "DOUBLE", "engagement_per_comment": "DOUBLE",
+    "comment_post_ratio": "DOUBLE", "rapid_comment_share": "DOUBLE",
+    "median_comment_gap_seconds": "DOUBLE", "comments_scored": "BIGINT",
+    "inflammatory_share": "DOUBLE", "co_engagement_bin_size": "BIGINT",
+}
+
+
+def profile_only_sql(accounts: str, reference: str) -> str:
+    """Feature-frame rows for accounts known only by a profile: no behaviour (nulls)."""
+    nulls = ", ".join(f"NULL::{t} AS {c}" for c, t in ACTIVITY_TYPES.items())
+    return f"SELECT *, {nulls} FROM ({profile_sql(accounts, reference)})"
+
+
+def profile_sql(accounts: str, reference: str) -> str:
+    """The feature frame's profile columns for one row per account of ``accounts`` (a
+    relation in the core account columns), measured at ``reference`` (a TIMESTAMP
+    expression). Shared by the daily frame and by labelled accounts known only by profile."""
+    has_text = "nullif(trim(coalesce({}, '')), '') IS NOT NULL"
+    return f"""
+    SELECT platform, account_id, username, display_name, description,
+           {reference} AS reference_time,
+           created_at AS account_created_at,
+           date_diff('second', created_at, {reference}) / 86400.0 AS account_age_days,
+           followers_count, following_count,
+           following_count / greatest(followers_count, 1) AS following_ratio,
+           post_count, listed_count, like_count, verified, protected,
+           {has_text.format("description")} AS has_description,
+           default_profile_image,
+           (CASE WHEN {has_text.format("description")} THEN 1 ELSE 0 END
+            + CASE WHEN NOT coalesce(default_profile_image, true) THEN 1 ELSE 0 END
+            + CASE WHEN {has_text.format("display_name")} THEN 1 ELSE 0 END) / 3.0
+               AS profile_completeness
+    FROM ({accounts})"""
+
+
 def account_features_sql(date: str, lookback_days: int, toxicity: bool,
                          rapid_seconds: int = RAPID_COMMENT_SECONDS, bins: bool = False) -> str:
     """SELECT the feature frame for ``date`` (YYYY-MM-DD)."""
@@ -94,30 +134,23 @@ def account_features_sql(date: str, lookback_days: int, toxicity: bool,
                arg_max(username, observed_at) AS username,
                arg_max(display_name, observed_at) AS display_name,
                arg_max(description, observed_at) AS description,
-               arg_max(created_at, observed_at) AS account_created_at,
+               arg_max(created_at, observed_at) AS created_at,
                arg_max(followers_count, observed_at) AS followers_count,
                arg_max(following_count, observed_at) AS following_count,
                arg_max(post_count, observed_at) AS post_count,
                arg_max(listed_count, observed_at) AS listed_count,
+               arg_max(like_count, observed_at) AS like_count,
                arg_max(verified, observed_at) AS verified,
+               arg_max(protected, observed_at) AS protected,
                arg_max(default_profile_image, observed_at) AS default_profile_image
         FROM core.accounts WHERE {window}
-        GROUP BY ALL)
-    SELECT a.platform, a.account_id, pr.username, pr.display_name, pr.description,
-           {ref}::TIMESTAMP AS reference_time,
-           pr.account_created_at,
-           date_diff('second', pr.account_created_at, {ref}::TIMESTAMP) / 86400.0
-               AS account_age_days,
-           pr.followers_count, pr.following_count,
-           pr.following_count / greatest(pr.followers_count, 1) AS following_ratio,
-           pr.post_count, pr.listed_count, pr.verified,
-           nullif(trim(coalesce(pr.description, '')), '') IS NOT NULL AS has_description,
-           pr.default_profile_image,
-           (CASE WHEN nullif(trim(coalesce(pr.description, '')), '') IS NOT NULL
-                 THEN 1 ELSE 0 END
-            + CASE WHEN NOT coalesce(pr.default_profile_image, true) THEN 1 ELSE 0 END
-            + CASE WHEN nullif(trim(coalesce(pr.display_name, '')), '') IS NOT NULL
-                   THEN 1 ELSE 0 END) / 3.0 AS profile_completeness,
+        GROUP BY ALL),
+    -- every active account gets a profile row (all null when no snapshot was seen)
+    pr AS ({profile_sql(
+        "SELECT a.platform, a.account_id, p.* EXCLUDE (platform, account_id) FROM active a "
+        "LEFT JOIN profile p ON p.platform = a.platform AND p.account_id = a.account_id",
+        ref + "::TIMESTAMP")})
+    SELECT a.platform, a.account_id, pr.* EXCLUDE (platform, account_id),
            ac.posts_in_window, ac.posts_24h, ac.unique_active_hours, ac.original_posts,
            ac.comments, ac.reposts,
            coalesce(r.repetitive_share, 0) AS repetitive_share,
@@ -131,7 +164,7 @@ def account_features_sql(date: str, lookback_days: int, toxicity: bool,
            {"cb.co_engagement_bin_size" if bins else "NULL::BIGINT AS co_engagement_bin_size"}
     FROM active a
     JOIN activity ac USING (platform, account_id)
-    LEFT JOIN profile pr USING (platform, account_id)
+    JOIN pr USING (platform, account_id)
     LEFT JOIN repetition r USING (platform, account_id)
     LEFT JOIN timing t USING (platform, account_id)
     {co_bins}

@@ -1,10 +1,12 @@
-"""Profile features in the spirit of BotometerLite (Yang et al., AAAI 2020), from core accounts.
+"""Model features: profile features in the spirit of BotometerLite (Yang et al., AAAI 2020)
+plus the activity features of the daily feature frame.
 
 Lifetime counts and their rates per day of account age, follower/friend ratios, screen-name
 and name lengths and digit counts, screen-name randomness (character entropy and the share of
 the name in letter/digit switches), description length and profile flags. A field the source
 does not have (v2 users carry no favourites count) stays null, never 0: the model treats
-missing as missing.
+missing as missing. Accounts known only by a profile (a labelled list's profile file) have
+no activity: those columns are null for them.
 """
 
 from __future__ import annotations
@@ -19,6 +21,16 @@ FEATURES = (
     "display_name_length", "display_name_digits", "description_length",
     "default_profile_image", "verified", "protected",
 )
+
+
+# Behaviour over the look-back window, from features.account_features.
+ACTIVITY = (
+    "posts_24h", "posts_in_window", "unique_active_hours", "repetitive_share",
+    "comment_repetitive_share", "engagement_per_post", "engagement_per_comment",
+    "comment_post_ratio", "rapid_comment_share", "median_comment_gap_seconds",
+    "inflammatory_share", "co_engagement_bin_size",
+)
+MODEL_FEATURES = FEATURES + ACTIVITY
 
 
 def _entropy(text: pl.Expr) -> pl.Expr:
@@ -63,3 +75,18 @@ def profile_features(accounts: pl.DataFrame, as_of: pl.Expr | None = None) -> pl
         *(pl.col(c).cast(pl.Float64) for c in ("default_profile_image", "verified",
                                                 "protected")),
     )
+
+
+def model_features(frame: pl.DataFrame) -> pl.DataFrame:
+    """``platform, account_id`` plus MODEL_FEATURES for rows of the feature frame
+    (features.account_features, or transforms.account_features.profile_sql rows for accounts
+    known only by profile, whose activity columns are absent or null)."""
+    accounts = frame.select(
+        "platform", "account_id", "username", "display_name", "description",
+        pl.col("account_created_at").alias("created_at"),
+        *(pl.col(c) for c in COUNTS), "verified", "protected", "default_profile_image",
+        pl.col("reference_time").alias("observed_at"))
+    activity = frame.select(
+        (pl.col(c) if c in frame.columns else pl.lit(None)).cast(pl.Float64).alias(c)
+        for c in ACTIVITY)
+    return profile_features(accounts).hstack(activity)

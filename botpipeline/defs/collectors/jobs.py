@@ -5,7 +5,8 @@ import dagster as dg
 collect_platforms_job = dg.define_asset_job(
     "collect_platforms",
     selection=(dg.AssetSelection.groups("collectors").downstream()
-               - dg.AssetSelection.groups("hydration").downstream()),
+               - dg.AssetSelection.groups("hydration").downstream()
+               - dg.AssetSelection.groups("models").downstream()),
     description="Collect Bluesky, Hacker News and Sharkey for one date, then core, "
                 "conversations, features, scores and the evaluation against known labels.",
 )

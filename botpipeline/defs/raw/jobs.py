@@ -10,9 +10,10 @@ from botpipeline.defs.raw.twitterstream import raw_tweets
 daily_pipeline_job = dg.define_asset_job(
     "daily_pipeline",
     selection=(dg.AssetSelection.assets(raw_tweets, raw_twitter_v2).downstream()
-               - dg.AssetSelection.groups("hydration").downstream()),
+               - dg.AssetSelection.groups("hydration").downstream()
+               - dg.AssetSelection.groups("models").downstream()),
     description="Ingest one collection date and refresh everything computed from it "
-                "(hydration through the API is its own job).",
+                "(hydration through the API and the learned model are their own jobs).",
 )
 
 simulation_pipeline_job = dg.define_asset_job(

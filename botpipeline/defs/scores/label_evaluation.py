@@ -2,8 +2,8 @@
 
 Labels come from (1) the personas of OASIS runs published to Sharkey and collected back
 (``sharkey.accounts``: harmful personas are positives, benign and recovery_support negatives)
-and (2) any list an analyst drops in ``incoming/labels/*.csv`` (``user_id,label`` and an
-optional ``platform``); an analyst's label wins over a persona. For the date's labelled accounts: ROC AUC of the 13-signal bot score,
+and (2) every label set an analyst drops in ``incoming/labels/`` (readers/label_sets.py:
+``user_id,label`` and an optional ``platform``); an analyst's label wins over a persona. For the date's labelled accounts: ROC AUC of the 13-signal bot score,
 precision / recall / F1 and the confusion table of its flag, of the rule filter, and of
 membership of a coordinated group; per-label score distributions as a table and a plot.
 """
@@ -18,6 +18,7 @@ from botpipeline.defs.conversations.reconstruction import has_table
 from botpipeline.defs.metadata import markdown_preview, png_metadata
 from botpipeline.defs.partitions import daily_partitions
 from botpipeline.defs.resources import Warehouse
+from botpipeline.readers.label_sets import LabelSet, LabelSetError, discover, read_label_set
 from botpipeline.transforms.bot_signals import SignalConfig
 from botpipeline.transforms.label_evaluation import (LABEL_COLUMNS, detector_report,
                                                      is_positive, join_labels, per_label)
@@ -33,19 +34,15 @@ class LabelEvaluationConfig(dg.Config):
     """Labels that count as positive besides the harmful personas and bot/harmful/1/true."""
 
 
-def analyst_labels(paths: list[Path]) -> pl.DataFrame:
+def analyst_labels(sets: list[LabelSet]) -> pl.DataFrame:
     frames = []
-    for path in paths:
-        frame = pl.read_csv(path, infer_schema=False)
-        missing = {"user_id", "label"} - set(frame.columns)
-        if missing:
-            raise dg.Failure(f"{path}: a label list needs columns user_id,label "
-                             f"(missing {sorted(missing)})")
-        frames.append(frame.select(
-            (pl.col("platform") if "platform" in frame.columns else pl.lit(None, pl.String))
-            .alias("platform"), pl.col("user_id").alias("account_id"), "label",
-            pl.lit(path.name).alias("label_source")))
-    return pl.concat(frames) if frames else pl.DataFrame(schema=LABEL_COLUMNS)
+    for label_set in sets:
+        try:
+            frames.append(read_label_set(label_set).labels)
+        except LabelSetError as exc:
+            raise dg.Failure(str(exc)) from exc
+    return (pl.concat(frames, how="vertical_relaxed") if frames
+            else pl.DataFrame(schema=LABEL_COLUMNS))
 
 
 @dg.asset(key=["scores", "label_evaluation"], group_name="scores", deps=DEPS,
@@ -53,9 +50,9 @@ def analyst_labels(paths: list[Path]) -> pl.DataFrame:
 def label_evaluation(context: dg.AssetExecutionContext, config: LabelEvaluationConfig,
                      warehouse: Warehouse) -> dg.MaterializeResult:
     key = context.partition_key
-    paths = sorted((warehouse.incoming("labels")).glob("*.csv")) + \
-        [Path(p) for p in config.label_files]
-    labels = [analyst_labels(paths)]
+    sets = list(discover(warehouse.incoming("labels")).values()) + \
+        [LabelSet(Path(p).stem, (Path(p),)) for p in config.label_files]
+    labels = [analyst_labels(sets)]
     with warehouse.get_connection() as con:
         if has_table(con, "sharkey", "accounts"):
             labels.append(con.sql(
