@@ -33,6 +33,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from botpipeline.transforms.label_evaluation import detector_report
 from botpipeline.transforms.profile_features import MODEL_FEATURES
 
 
@@ -99,16 +100,9 @@ def _matrix(frame: pl.DataFrame, features: tuple[str, ...]) -> np.ndarray:
 
 
 def at_threshold(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
-    flag = p >= threshold
-    tp, fp = int((flag & y).sum()), int((flag & ~y).sum())
-    fn, tn = int((~flag & y).sum()), int((~flag & ~y).sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"threshold": round(float(threshold), 4), "precision": round(precision, 4),
-            "recall": round(recall, 4), "f1": round(f1, 4),
-            "confusion": {"true_positive": tp, "false_positive": fp,
-                          "false_negative": fn, "true_negative": tn}}
+    """Precision, recall, F1 and the confusion table of the flag ``p >= threshold``."""
+    frame = pl.DataFrame({"positive": y.astype(bool), "flag": p >= threshold})
+    return {"threshold": round(float(threshold), 4)} | detector_report(frame, "flag")
 
 
 def best_f1_threshold(y: np.ndarray, p: np.ndarray) -> float:

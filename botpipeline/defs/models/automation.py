@@ -7,9 +7,6 @@ partition is scored by the current model; a new or changed label set becomes a p
 is evaluated.
 """
 
-import json
-import os
-
 import dagster as dg
 
 from botpipeline.defs.models.bot_classifier import bot_classifier, model_store
@@ -17,6 +14,7 @@ from botpipeline.defs.models.bot_probability import bot_probability
 from botpipeline.defs.models.labelled_accounts import LABELS_FOLDER
 from botpipeline.defs.models.model_evaluation import model_evaluation
 from botpipeline.defs.partitions import label_sets
+from botpipeline.defs.raw.sensors import changed_inputs, files_fingerprint
 from botpipeline.defs.resources import Warehouse
 from botpipeline.readers.label_sets import discover
 
@@ -73,25 +71,21 @@ def score_new_features(context: dg.SensorEvaluationContext, asset_event: dg.Even
                          run_key=f"{version}:{partition}:{asset_event.storage_id}")
 
 
-def _fingerprint(files) -> str:
-    return json.dumps([[f.name, os.stat(f).st_size, os.stat(f).st_mtime_ns] for f in files])
-
-
 @dg.sensor(job=model_evaluation_job, minimum_interval_seconds=60,
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="Adds each label set under incoming/labels/ as a partition and "
                        "evaluates it when new or changed (once a model exists).")
 def label_sets_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse):
-    found = discover(warehouse.incoming(LABELS_FOLDER))
-    seen = json.loads(context.cursor) if context.cursor else {}
-    current = {name: _fingerprint(s.files) for name, s in found.items()}
+    root = warehouse.incoming(LABELS_FOLDER)
+    found = discover(root)
     known = set(context.instance.get_dynamic_partitions(label_sets.name))
     new = [name for name in found if name not in known]
+    changed = changed_inputs(context, {name: files_fingerprint(list(s.files), root)
+                                       for name, s in found.items()})
     version = model_store(warehouse).current_version()
-    changed = [name for name, fp in current.items() if seen.get(name) != fp]
-    requests = [dg.RunRequest(partition_key=name, run_key=f"{version}:{name}:{current[name]}")
-                for name in changed] if version else []
+    requests = [dg.RunRequest(partition_key=name, run_key=f"{version}:{name}:{fingerprint}")
+                for name, fingerprint in changed] if version else []
     return dg.SensorResult(
-        run_requests=requests, cursor=json.dumps(current),
+        run_requests=requests,
         dynamic_partitions_requests=[label_sets.build_add_request(new)] if new else [],
         skip_reason=None if requests or new else "no new or changed label sets")

@@ -78,6 +78,7 @@ def bot_classifier(context: dg.AssetExecutionContext, config: BotModelConfig,
         curves[other.name] = (y, p)
     plots = warehouse.data_path / "plots" / "models" / model.version
     metrics = model.metrics
+    importance = model.feature_importance()
     return dg.MaterializeResult(
         data_version=dg.DataVersion(model.version),
         metadata={
@@ -92,7 +93,7 @@ def bot_classifier(context: dg.AssetExecutionContext, config: BotModelConfig,
             "threshold": round(model.threshold, 4),
             "at_threshold": metrics["at_threshold"], "calibration": metrics["calibration"],
             "cross_dataset": cross,
-            "feature_importance": model.feature_importance(),
+            "feature_importance": importance,
             "roc_pr_curves": png_metadata(
                 roc_and_pr_curves(curves, f"model {model.version}"), plots / "curves.png"),
             "calibration_plot": png_metadata(
@@ -101,7 +102,7 @@ def bot_classifier(context: dg.AssetExecutionContext, config: BotModelConfig,
                                  f"calibration ({config.label_set}, out-of-fold)"),
                 plots / "calibration.png"),
             "feature_importance_plot": png_metadata(
-                feature_importance(model.feature_importance(), f"model {model.version}"),
+                feature_importance(importance, f"model {model.version}"),
                 plots / "feature_importance.png"),
         })
 

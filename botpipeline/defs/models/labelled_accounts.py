@@ -64,25 +64,27 @@ def load(warehouse: Warehouse, con: duckdb.DuckDBPyConnection, name: str,
     con.register("_label_profiles", data.profiles)
     # "platform IS NULL" in a label list matches the id on any platform.
     match = ("l.account_id = f.account_id AND (l.platform IS NULL OR l.platform = f.platform)")
-    parts = []
+    # Profiles are measured when observed, else at the newest account creation in the file.
+    reference = "coalesce(observed_at, max(created_at) OVER ())"
+    profiles = f"""
+        SELECT f.*, l.label, l.label_source, 'profile file' AS feature_source
+        FROM ({profile_only_sql("SELECT * FROM _label_profiles", reference)}) f
+        JOIN _labels l ON {match}"""
     if has_table(con, "features", "account_features"):
-        parts.append(f"""
+        # Seen accounts first (newest feature row); a profile only for the others.
+        con.execute(f"""
+            CREATE OR REPLACE TEMP TABLE _labelled AS
             SELECT f.* EXCLUDE (collection_date), l.label, l.label_source,
                    'features.account_features' AS feature_source
             FROM features.account_features f JOIN _labels l ON {match}
             QUALIFY row_number() OVER (PARTITION BY f.platform, f.account_id
                                        ORDER BY f.collection_date DESC) = 1""")
-    # Profiles are measured when observed, else at the newest account creation in the file.
-    reference = "coalesce(observed_at, max(created_at) OVER ())"
-    seen = "(" + " UNION ALL ".join(
-        f"SELECT platform, account_id FROM ({p})" for p in parts) + ")" if parts else None
-    parts.append(f"""
-        SELECT f.*, l.label, l.label_source, 'profile file' AS feature_source
-        FROM ({profile_only_sql("SELECT * FROM _label_profiles", reference)}) f
-        JOIN _labels l ON {match}
-        {f"WHERE (f.platform, f.account_id) NOT IN (SELECT * FROM {seen})" if seen else ""}""")
-    con.execute("CREATE OR REPLACE TEMP TABLE _labelled AS "
-                + " UNION ALL BY NAME ".join(f"SELECT * FROM ({p})" for p in parts))
+        con.execute(f"""
+            INSERT INTO _labelled BY NAME SELECT * FROM ({profiles}) p
+            WHERE NOT EXISTS (SELECT 1 FROM _labelled s
+                              WHERE s.platform = p.platform AND s.account_id = p.account_id)""")
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _labelled AS {profiles}")
     verdicts = con.sql(f"""
         SELECT a.*, s.total_score, s.flagged AS score_flag, r.is_likely_bot AS rule_flag
         FROM _labelled a

@@ -20,16 +20,21 @@ from botpipeline.readers.twitterstream.archives import day_files
 SETTLE_SECONDS = 30
 
 
-def folder_fingerprint(day_dir: Path) -> tuple[str, float]:
-    """Digest of (path, size, mtime) of every input file, and the newest mtime."""
+def files_fingerprint(files: list[Path], base: Path) -> tuple[str, float]:
+    """Digest of (path under ``base``, size, mtime) of ``files``, and the newest mtime."""
     digest = hashlib.sha256()
     newest = 0.0
-    for path in day_files(day_dir):
+    for path in files:
         stat = path.stat()
         newest = max(newest, stat.st_mtime)
-        digest.update(f"{path.relative_to(day_dir)}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
+        digest.update(f"{path.relative_to(base)}\0{stat.st_size}\0{stat.st_mtime_ns}\n"
                       .encode())
     return digest.hexdigest()[:16], newest
+
+
+def folder_fingerprint(day_dir: Path) -> tuple[str, float]:
+    """files_fingerprint of every input file of a date or run folder."""
+    return files_fingerprint(day_files(day_dir), day_dir)
 
 
 def _is_partition(name: str) -> bool:
@@ -40,22 +45,17 @@ def _is_partition(name: str) -> bool:
     return daily_partitions.has_partition_key(name)
 
 
-def changed_folders(context: dg.SensorEvaluationContext, root: Path,
-                    is_key: Callable[[str], bool]) -> tuple[list[tuple[str, str]], list[str]]:
-    """Folders under ``root`` that are new or whose files changed since the cursor, once their
-    files have settled: ``[(name, fingerprint)]``, plus the names ``is_key`` rejected.
+def changed_inputs(context: dg.SensorEvaluationContext,
+                   fingerprints: dict[str, tuple[str, float]]) -> list[tuple[str, str]]:
+    """Of ``name -> (fingerprint, newest mtime)``, the inputs that are new or changed since
+    the cursor, once their files have settled: ``[(name, fingerprint)]``.
 
-    Updates the cursor (name -> fingerprint) for the folders returned.
+    Updates the cursor (name -> fingerprint) for the inputs returned.
     """
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    changed, skipped = [], []
+    changed = []
     now = time.time()
-    for folder in sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []:
-        name = folder.name
-        if not is_key(name):
-            skipped.append(name)
-            continue
-        fingerprint, newest = folder_fingerprint(folder)
+    for name, (fingerprint, newest) in sorted(fingerprints.items()):
         if newest == 0.0 or seen.get(name) == fingerprint:
             continue
         if now - newest < SETTLE_SECONDS:
@@ -64,7 +64,17 @@ def changed_folders(context: dg.SensorEvaluationContext, root: Path,
         seen[name] = fingerprint
         changed.append((name, fingerprint))
     context.update_cursor(json.dumps(seen, sort_keys=True))
-    return changed, skipped
+    return changed
+
+
+def changed_folders(context: dg.SensorEvaluationContext, root: Path,
+                    is_key: Callable[[str], bool]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Folders under ``root`` that are new or whose files changed (changed_inputs), plus the
+    names ``is_key`` rejected."""
+    folders = sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
+    skipped = [f.name for f in folders if not is_key(f.name)]
+    return changed_inputs(context, {f.name: folder_fingerprint(f) for f in folders
+                                    if is_key(f.name)}), skipped
 
 
 @dg.sensor(job=daily_pipeline_job, minimum_interval_seconds=60,
