@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from datetime import datetime
 
 import polars as pl
 import pytest
@@ -33,6 +34,26 @@ def test_profile_features_keep_missing_fields_missing(twibot):
     assert twibot["like_count"].null_count() == 1000  # v2 users carry no favourites count
     assert twibot["age_days"].null_count() == 0       # TwiBot's epoch-ms created_at is read
     assert twibot["followers_count"].null_count() == 0
+
+
+def test_name_and_description_shape_features():
+    accounts = pl.DataFrame({
+        "platform": ["twitter"] * 2, "account_id": ["1", "2"],
+        "username": ["anna1987", "b0t_x9"], "display_name": ["Anna Berg \U0001F338", None],
+        "description": ["PhD student · Oslo", None],
+        "created_at": [datetime(2020, 1, 1), datetime(2021, 1, 1)]}).with_columns(
+        *(pl.lit(None, pl.Int64).alias(c) for c in (
+            "post_count", "followers_count", "following_count", "like_count", "listed_count")),
+        *(pl.lit(None, pl.Boolean).alias(c) for c in (
+            "default_profile_image", "verified", "protected")),
+        pl.lit(None, pl.Datetime("us")).alias("observed_at"))
+    rows = profile_features(accounts).rows(named=True)
+    assert [r["username_trailing_digits"] for r in rows] == [4, 1]
+    assert [r["display_name_words"] for r in rows] == [3, 0]
+    assert [r["display_name_non_ascii"] for r in rows] == [1, 0]
+    assert [r["description_words"] for r in rows] == [4, 0]
+    assert [r["description_non_ascii"] for r in rows] == [1, 0]
+    assert rows[0]["followers_count"] is None  # a missing count stays missing
 
 
 def test_training_is_reproducible_and_scoring_needs_no_network(twibot, tmp_path, monkeypatch):

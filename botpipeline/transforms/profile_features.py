@@ -2,8 +2,10 @@
 plus the activity features of the daily feature frame.
 
 Lifetime counts and their rates per day of account age, follower/friend ratios, screen-name
-and name lengths and digit counts, screen-name randomness (character entropy and the share of
-the name in letter/digit switches), description length and profile flags. A field the source
+and name lengths and digit counts, screen-name randomness (character entropy, the share of
+the name in letter/digit switches, the length of a trailing digit run), word and non-ASCII
+counts of the name and description (how much of a profile a person filled in), description
+length and profile flags. A field the source
 does not have (v2 users carry no favourites count) stays null, never 0: the model treats
 missing as missing. Accounts known only by a profile (a labelled list's profile file) have
 no activity: those columns are null for them.
@@ -18,7 +20,9 @@ FEATURES = (
     "age_days", *COUNTS, *(f"{c}_per_day" for c in COUNTS),
     "followers_per_following", "following_per_followers", "listed_per_followers",
     "username_length", "username_digits", "username_entropy", "username_switches",
-    "display_name_length", "display_name_digits", "description_length",
+    "username_trailing_digits", "display_name_length", "display_name_digits",
+    "display_name_words", "display_name_non_ascii", "description_length",
+    "description_words", "description_non_ascii",
     "default_profile_image", "verified", "protected",
 )
 
@@ -41,6 +45,15 @@ def _entropy(text: pl.Expr) -> pl.Expr:
     return counts.list.eval(-share * share.log(2)).list.sum().fill_null(0.0)
 
 
+def _words(text: pl.Expr) -> pl.Expr:
+    return text.str.count_matches(r"\S+").cast(pl.Float64)
+
+
+def _non_ascii(text: pl.Expr) -> pl.Expr:
+    """Characters outside ASCII: emoji, symbols and non-Latin scripts."""
+    return text.str.count_matches(r"[^\x00-\x7F]").cast(pl.Float64)
+
+
 def profile_features(accounts: pl.DataFrame, as_of: pl.Expr | None = None) -> pl.DataFrame:
     """``platform, account_id`` plus FEATURES (Float64, nulls kept) for each account.
 
@@ -51,6 +64,7 @@ def profile_features(accounts: pl.DataFrame, as_of: pl.Expr | None = None) -> pl
     age = ((seen - pl.col("created_at")).dt.total_seconds() / 86400).clip(lower_bound=1.0)
     name = pl.col("username").fill_null("")
     display = pl.col("display_name").fill_null("")
+    description = pl.col("description").fill_null("")
     frame = accounts.with_columns(age.alias("age_days"))
     rates = [(pl.col(c).cast(pl.Float64) / pl.col("age_days")).alias(f"{c}_per_day")
              for c in COUNTS]
@@ -68,10 +82,16 @@ def profile_features(accounts: pl.DataFrame, as_of: pl.Expr | None = None) -> pl
         _entropy(name).alias("username_entropy"),
         (name.str.count_matches(r"[A-Za-z]\d|\d[A-Za-z]").cast(pl.Float64)
          / name.str.len_chars().clip(lower_bound=1)).alias("username_switches"),
+        # A handle ending in a run of digits is what sign-up suggests for a taken name.
+        name.str.extract(r"(\d+)$").str.len_chars().fill_null(0).cast(pl.Float64)
+        .alias("username_trailing_digits"),
         display.str.len_chars().cast(pl.Float64).alias("display_name_length"),
         display.str.count_matches(r"\d").cast(pl.Float64).alias("display_name_digits"),
-        pl.col("description").fill_null("").str.len_chars().cast(pl.Float64)
-        .alias("description_length"),
+        _words(display).alias("display_name_words"),
+        _non_ascii(display).alias("display_name_non_ascii"),
+        description.str.len_chars().cast(pl.Float64).alias("description_length"),
+        _words(description).alias("description_words"),
+        _non_ascii(description).alias("description_non_ascii"),
         *(pl.col(c).cast(pl.Float64) for c in ("default_profile_image", "verified",
                                                 "protected")),
     )
