@@ -18,6 +18,7 @@ With ``--judge-on DATA_DIR`` (a data directory the pipeline has run on, e.g. aft
 another set there (``--judge-set``), whose accounts have their newest feature rows.
 It prints the mean ROC AUC and PR AUC over the folds with their spread, the learned model's
 paired gain over each baseline (mean, a 95% interval over folds, and how many folds it wins),
+the AUC of each shuffle's pooled out-of-fold probabilities (the model asset's convention),
 the learned model's time per fit and the run's peak memory.
 """
 
@@ -93,6 +94,9 @@ def main() -> None:
     folds = list(RepeatedStratifiedKFold(n_splits=args.folds, n_repeats=args.repeats,
                                          random_state=args.seed).split(np.zeros(len(y)), y))
     scores = {name: {"roc": [], "pr": []} for name in [*contenders, *fixed]}
+    # Out-of-fold probabilities per shuffle: the AUC of the pooled folds is what the model
+    # asset reports (it also penalises score scales that differ between folds).
+    pooled = {name: np.zeros((args.repeats, len(y))) for name in contenders}
     learned_seconds = 0.0
     for i, (train, test) in enumerate(folds, 1):
         for name, (model, columns) in contenders.items():
@@ -102,6 +106,7 @@ def main() -> None:
             p = fitted.predict_proba(x[test])[:, 1]
             if name == "learned model":
                 learned_seconds += time.perf_counter() - started
+            pooled[name][(i - 1) // args.folds, test] = p
             scores[name]["roc"].append(roc_auc_score(y[test], p))
             scores[name]["pr"].append(average_precision_score(y[test], p))
         for name, p in fixed.items():
@@ -124,6 +129,14 @@ def main() -> None:
         half = 1.96 * gain.std(ddof=1) / np.sqrt(len(gain))
         print(f"  vs {name:24s} {gain.mean():+.3f}  [{gain.mean() - half:+.3f}, "
               f"{gain.mean() + half:+.3f}]  {int((gain > 0).sum())}/{len(gain)}")
+    print("\npooled out-of-fold ROC AUC per shuffle (as the model asset reports it):")
+    for name, runs in pooled.items():
+        per_shuffle = [roc_auc_score(y, p) for p in runs]
+        print(f"  {name:24s} {np.mean(per_shuffle):.3f}  ("
+              + ", ".join(f"{v:.3f}" for v in per_shuffle) + ")")
+    won = sum(roc_auc_score(y, a) > roc_auc_score(y, b) for a, b in
+              zip(pooled["learned model"], pooled["logistic, same features"]))
+    print(f"  learned model above the same-feature logistic in {won}/{args.repeats} shuffles")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
     print(f"\nlearned model: {learned_seconds / len(folds):.1f} s per fit+score; "
           f"peak memory of the whole run {peak_mib:.0f} MiB")

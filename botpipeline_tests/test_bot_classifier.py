@@ -92,3 +92,18 @@ def test_cross_validated_metrics_beside_the_logistic_baseline(twibot):
     assert model.out_of_fold.height == 1000
     importance = model.feature_importance()
     assert set(importance) == set(model.features) and abs(sum(importance.values()) - 1) < 0.01
+
+
+def test_repeated_cross_validation_averages_shuffles_and_keeps_the_first(twibot):
+    once, twice = train(twibot, FAST), train(twibot, TrainingConfig(seed=7, trees=40, folds=3,
+                                                                     repeats=2))
+    by_repeat = twice.metrics["cross_validated"]["roc_auc_by_repeat"]
+    assert by_repeat[0] == once.metrics["cross_validated"]["roc_auc"]
+    assert by_repeat[1] != by_repeat[0]  # another shuffle, another split
+    assert twice.metrics["cross_validated"]["roc_auc"] == round(sum(by_repeat) / 2, 4)
+    gain = twice.metrics["gain_over_logistic"]
+    assert gain["repeats"] == 2 and 0 <= gain["repeats_won"] <= 2 and gain["min"] <= gain["max"]
+    # The threshold and the stored model come from the first shuffle and all rows.
+    assert twice.fingerprint == once.fingerprint and twice.threshold == once.threshold
+    with pytest.raises(ValueError, match="repeats at least 1"):
+        train(twibot, TrainingConfig(repeats=0))

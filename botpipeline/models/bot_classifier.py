@@ -43,6 +43,7 @@ class TrainingConfig:
     seed: int = 0
     trees: int = 400             # extra-trees members; boosting rounds are 3/4 of it
     folds: int = 5               # cross-validation and calibration folds
+    repeats: int = 1             # cross-validation shuffles (seed, seed + 1, ...) to average
     threshold: float | None = None  # None: the threshold with the best out-of-fold F1
 
 
@@ -56,8 +57,8 @@ def training_fingerprint(frame: pl.DataFrame, label: str = "is_bot") -> str:
     return hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
-def _folds(config: TrainingConfig) -> StratifiedKFold:
-    return StratifiedKFold(config.folds, shuffle=True, random_state=config.seed)
+def _folds(config: TrainingConfig, repeat: int = 0) -> StratifiedKFold:
+    return StratifiedKFold(config.folds, shuffle=True, random_state=config.seed + repeat)
 
 
 def _signed_log(x: np.ndarray) -> np.ndarray:
@@ -178,20 +179,46 @@ class BotClassifier:
 
 def cross_validated(frame: pl.DataFrame, config: TrainingConfig = TrainingConfig(),
                     label: str = "is_bot") -> dict:
-    """Out-of-fold probabilities and ROC / PR AUC of the model and the logistic baseline."""
+    """ROC / PR AUC of the model and the logistic baseline on the same folds, averaged over
+    ``config.repeats`` shuffles (one split of a few hundred positives moves by a few
+    hundredths), the model's gain per shuffle, and the first shuffle's out-of-fold
+    probabilities (what the threshold, calibration and evaluation use)."""
     x = _matrix(frame, usable_features(frame))
     y = frame[label].cast(pl.Boolean).to_numpy()
+    runs = {"model": [], "logistic": []}
+    for repeat in range(config.repeats):
+        for name, model in (("model", _classifier(config)), ("logistic", _logistic())):
+            p = cross_val_predict(model, x, y, cv=_folds(config, repeat),
+                                  method="predict_proba")[:, 1]
+            runs[name].append(ranking_metrics(y, p) | {"probability": p})
     result = {}
-    for name, model in (("model", _classifier(config)), ("logistic", _logistic())):
-        p = cross_val_predict(model, x, y, cv=_folds(config), method="predict_proba")[:, 1]
-        result[name] = ranking_metrics(y, p) | {"probability": p}
+    for name, per_repeat in runs.items():
+        result[name] = {metric: _mean(r[metric] for r in per_repeat)
+                        for metric in ("roc_auc", "pr_auc")}
+        result[name]["probability"] = per_repeat[0]["probability"]
+        if config.repeats > 1:
+            result[name]["roc_auc_by_repeat"] = [r["roc_auc"] for r in per_repeat]
+    gains = [m["roc_auc"] - b["roc_auc"] for m, b in zip(runs["model"], runs["logistic"])
+             if m["roc_auc"] is not None and b["roc_auc"] is not None]
+    result["gain_over_logistic"] = {
+        "roc_auc_mean": _mean(gains), "min": round(min(gains), 4) if gains else None,
+        "max": round(max(gains), 4) if gains else None,
+        "repeats_won": sum(g > 0 for g in gains), "repeats": config.repeats}
     return result
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return round(float(np.mean(values)), 4) if values else None
 
 
 def train(frame: pl.DataFrame, config: TrainingConfig = TrainingConfig(),
           label: str = "is_bot", label_set: str = "", log=None) -> BotClassifier:
     """Cross-validate, then fit on every row; metrics are the out-of-fold ones."""
     y = frame[label].cast(pl.Boolean).to_numpy()
+    if config.folds < 2 or config.repeats < 1:
+        raise ValueError(f"folds must be at least 2 and repeats at least 1; got "
+                         f"{config.folds} and {config.repeats}")
     if y.sum() < config.folds or (~y).sum() < config.folds:
         raise ValueError(f"training needs at least {config.folds} positive and "
                          f"{config.folds} negative accounts; got {int(y.sum())} and "
@@ -205,11 +232,13 @@ def train(frame: pl.DataFrame, config: TrainingConfig = TrainingConfig(),
     cv["logistic"].pop("probability")
     threshold = config.threshold if config.threshold is not None else best_f1_threshold(y, oof)
     if log:
-        log(f"out-of-fold ROC AUC {cv['model']['roc_auc']} (logistic baseline "
-            f"{cv['logistic']['roc_auc']}); fitting on all rows")
+        log(f"cross-validated ROC AUC {cv['model']['roc_auc']} (logistic baseline "
+            f"{cv['logistic']['roc_auc']}, {config.repeats} shuffle(s) of {config.folds} "
+            "folds); fitting on all rows")
     model = _classifier(config).fit(_matrix(frame, features), y)
     metrics = {"accounts": frame.height, "positives": int(y.sum()),
                "cross_validated": cv["model"], "logistic_baseline": cv["logistic"],
+               "gain_over_logistic": cv["gain_over_logistic"],
                "at_threshold": at_threshold(y, oof, threshold),
                "calibration": calibration(y, oof)}
     out_of_fold = frame.select("platform", "account_id", pl.col(label).alias("is_bot")) \
