@@ -5,10 +5,9 @@ Lifetime counts and their rates per day of account age, follower/friend ratios, 
 and name lengths and digit counts, screen-name randomness (character entropy, the share of
 the name in letter/digit switches, the length of a trailing digit run), word and non-ASCII
 counts of the name and description (how much of a profile a person filled in), description
-length and profile flags. A field the source
-does not have (v2 users carry no favourites count) stays null, never 0: the model treats
-missing as missing. Accounts known only by a profile (a labelled list's profile file) have
-no activity: those columns are null for them.
+length and profile flags. A field the source does not have (v2 users carry no favourites
+count) stays null, never 0: the model treats missing as missing. Accounts known only by a
+profile (a labelled list's profile file) have no activity: those columns are null for them.
 """
 
 from __future__ import annotations
