@@ -14,16 +14,10 @@ from botpipeline.definitions import defs
 from botpipeline.defs.raw.oasis import raw_oasis_posts
 from botpipeline.defs.resources import Warehouse
 from botpipeline.transforms.label_evaluation import detector_report, is_positive, join_labels
+from botpipeline_tests.materializations import metadata
 from botpipeline_tests.misskey_server import MisskeyTestServer
 
 RUN_ID = "prod_100p_100s_65_35"
-
-
-def _meta(result, key: str) -> dict:
-    for event in result.get_asset_materialization_events():
-        if event.asset_key.to_user_string() == key:
-            return {k: v.value for k, v in event.materialization.metadata.items()}
-    raise AssertionError(f"{key} not materialized")
 
 
 def test_published_run_collected_back_scored_and_evaluated(data_dir, real_data, tmp_path,
@@ -54,14 +48,14 @@ def test_published_run_collected_back_scored_and_evaluated(data_dir, real_data, 
             partition_key=today, instance=instance, asset_selection=selection,
             run_config={"ops": {"raw__sharkey": {"config": {"published_runs": [RUN_ID]}}}})
     assert result.success
-    collected = _meta(result, "raw/sharkey")
+    collected = metadata(result, "raw/sharkey")
     assert collected["dagster/row_count"] == 1363 + 60 and collected["accounts"] == 100
     assert collected["posts_by_kind"] == {"post": 424 + 0, "reply": 882, "quote": 50,
                                           "repost": 7 + 60}
-    assert _meta(result, "core/posts")["dagster/row_count"] == 1423
-    assert _meta(result, "conversations/posts")["replies_accounted"] == 882
-    assert _meta(result, "scores/bot_scores")["dagster/row_count"] == 100
-    evaluation = _meta(result, "scores/label_evaluation")
+    assert metadata(result, "core/posts")["dagster/row_count"] == 1423
+    assert metadata(result, "conversations/posts")["replies_accounted"] == 882
+    assert metadata(result, "scores/bot_scores")["dagster/row_count"] == 100
+    evaluation = metadata(result, "scores/label_evaluation")
     # An analyst's list wins over the persona labels for the accounts it names.
     assert evaluation["label_sources"] == {f"sharkey:{RUN_ID}": 98, "hand_labels.csv": 2}
     bot = evaluation["bot_score"]

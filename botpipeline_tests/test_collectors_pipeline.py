@@ -7,19 +7,13 @@ import dagster as dg
 
 from botpipeline.clients.platforms.bluesky import PROFILES, SEARCH, THREAD
 from botpipeline.definitions import defs
+from botpipeline_tests.materializations import metadata
 from botpipeline_tests.platform_replay_server import (ReplayServer, algolia_search,
                                                       cursor_pages, json_answer)
 from botpipeline_tests.test_platform_collectors import (HN_SEARCH, S, bsky_post, hn_item,
                                                         hn_story, hn_user, thread_item)
 
 DATE = "2024-05-01"
-
-
-def _meta(result, key: str) -> dict:
-    for event in result.get_asset_materialization_events():
-        if event.asset_key.to_user_string() == key:
-            return {k: v.value for k, v in event.materialization.metadata.items()}
-    raise AssertionError(f"{key} not materialized")
 
 
 def _script(server: ReplayServer) -> None:
@@ -70,16 +64,16 @@ def test_collectors_feed_scores_and_the_evaluation(data_dir):
                               "hackernews": {"config": {"base_url": server.url}}}})
         assert not server.unmatched
     assert result.success
-    bluesky, hn = _meta(result, "raw/bluesky"), _meta(result, "raw/hackernews")
+    bluesky, hn = metadata(result, "raw/bluesky"), metadata(result, "raw/hackernews")
     assert bluesky["dagster/row_count"] == 12 + 4 * 3 and bluesky["quarantined"] == 0
     assert hn["dagster/row_count"] == 8 + 4 * 3 and hn["quarantined"] == 0
-    assert _meta(result, "raw/sharkey")["dagster/row_count"] == 0  # nothing asked of it
-    core = _meta(result, "core/posts")
+    assert metadata(result, "raw/sharkey")["dagster/row_count"] == 0  # nothing asked of it
+    core = metadata(result, "core/posts")
     assert core["dagster/row_count"] == 24 + 20 and core["posts_by_kind"]["reply"] == 24
-    assert _meta(result, "conversations/posts")["replies_accounted"] == 24
-    scored = _meta(result, "scores/bot_scores")["dagster/row_count"]
+    assert metadata(result, "conversations/posts")["replies_accounted"] == 24
+    scored = metadata(result, "scores/bot_scores")["dagster/row_count"]
     assert scored >= 10
-    evaluation = _meta(result, "scores/label_evaluation")
+    evaluation = metadata(result, "scores/label_evaluation")
     assert evaluation["dagster/row_count"] == 5  # "nobody" was never collected
     assert evaluation["label_sources"] == {"analyst.csv": 5}
     report = evaluation["bot_score"]

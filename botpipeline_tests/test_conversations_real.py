@@ -9,15 +9,9 @@ import duckdb
 import pytest
 
 from botpipeline.definitions import defs
+from botpipeline_tests.materializations import metadata
 
 RUN_ID = "prod_100p_100s_65_35"
-
-
-def _meta(result, key: list[str]) -> dict:
-    for event in result.get_asset_materialization_events():
-        if event.asset_key == dg.AssetKey(key):
-            return {k: v.value for k, v in event.materialization.metadata.items()}
-    raise AssertionError(f"{key} not materialized")
 
 
 @pytest.fixture
@@ -33,12 +27,12 @@ def oasis_run(data_dir, real_data):
 
 
 def test_oasis_run_threads(oasis_run, data_dir):
-    raw = _meta(oasis_run, ["raw", "oasis_posts"])
+    raw = metadata(oasis_run, "raw/oasis_posts")
     assert raw["dagster/row_count"] == 1363 and raw["users"] == 100
     assert raw["follow_edges"] == 287 and raw["quarantined_lines"] == 0
     assert raw["replies_with_earlier_step_than_parent"] == 183 and raw["empty_texts"] == 7
 
-    conv = _meta(oasis_run, ["conversations", "simulated_posts"])
+    conv = metadata(oasis_run, "conversations/simulated_posts")
     assert (conv["posts"], conv["roots"], conv["replies"]) == (1363, 481, 882)
     assert conv["replies_attached_in_data"] == 882
     assert conv["replies_under_placeholder_parents"] == 0
@@ -64,10 +58,10 @@ def test_real_minute_replies_all_accounted(real_minute_day):
     result = defs.resolve_job_def("daily_pipeline").execute_in_process(
         partition_key="2021-01-01", instance=dg.DagsterInstance.get())
     assert result.success
-    conv = _meta(result, ["conversations", "posts"])
+    conv = metadata(result, "conversations/posts")
     assert conv["posts"] == 3173 and conv["replies"] == 716
     assert conv["replies_accounted"] == 716
     assert conv["replies_attached_in_data"] + conv["replies_under_placeholder_parents"] \
         + conv["quirks"]["self_replies"] == 716
-    missing = _meta(result, ["conversations", "missing_parents"])
+    missing = metadata(result, "conversations/missing_parents")
     assert missing["dagster/row_count"] > 600  # a 1 % sample rarely holds the parent

@@ -15,6 +15,7 @@ from botpipeline.definitions import defs
 from botpipeline.defs.resources import Warehouse
 from botpipeline.readers.label_sets import LabelSetError, discover, read_label_set
 from botpipeline_tests.conftest import PROJECT_ROOT
+from botpipeline_tests.materializations import metadata
 
 SAMPLE = PROJECT_ROOT / "data"
 
@@ -68,12 +69,6 @@ def twibot_and_sample(data_dir, real_data):
     return data_dir
 
 
-def _meta(result, key: str) -> dict:
-    return {k: v.value for e in result.get_asset_materialization_events()
-            if e.asset_key.to_user_string() == key
-            for k, v in e.materialization.metadata.items()}
-
-
 def test_trained_on_twibot_judged_on_the_generated_sample(twibot_and_sample):
     root = twibot_and_sample
     with dg.DagsterInstance.get() as instance:
@@ -94,7 +89,7 @@ def test_trained_on_twibot_judged_on_the_generated_sample(twibot_and_sample):
         trained = defs.resolve_job_def("bot_model").execute_in_process(
             instance=instance, run_config={"ops": {"models__bot_classifier": {
                 "config": {"label_set": "twibot22", "trees": 60}}}})
-        model = _meta(trained, "models/bot_classifier")
+        model = metadata(trained, "models/bot_classifier")
         assert model["label_set_summary"]["matched"] == 1000
         assert model["cv_roc_auc"] > 0.68 and model["logistic_baseline_cv_roc_auc"] > 0.6
         cross = model["cross_dataset"]["generated_sample"]
@@ -107,7 +102,7 @@ def test_trained_on_twibot_judged_on_the_generated_sample(twibot_and_sample):
         for name in ("generated_sample", "twibot22"):
             result = defs.resolve_job_def("evaluate_bot_model").execute_in_process(
                 partition_key=name, instance=instance)
-            judged[name] = _meta(result, "scores/model_evaluation")
+            judged[name] = metadata(result, "scores/model_evaluation")
     other = judged["generated_sample"]
     assert other["in_domain_out_of_fold"] is False
     assert set(other["detectors"]) == {"learned", "bot_score_13_signals", "rule_filter"}
