@@ -40,16 +40,26 @@ HANDFUL = ("followers_count", "following_count", "post_count", "listed_count", "
 
 
 def labelled_frame(data_dir: Path, name: str):
-    """A label set as the model assets see it: model features, label, heuristics."""
+    """A label set as the model asset trains on it (model features, ``is_bot``), with the
+    heuristics' verdicts."""
+    from botpipeline.defs.models.bot_classifier import training_rows
     from botpipeline.defs.models.labelled_accounts import load
     from botpipeline.defs.resources import Warehouse
-    from botpipeline.transforms.profile_features import model_features
 
     warehouse = Warehouse(data_dir=str(data_dir))
     with warehouse.get_connection() as con:
-        labelled = load(warehouse, con, name).frame
-    return model_features(labelled).with_columns(
-        labelled.select("positive", "total_score", "rule_flag"))
+        labelled = load(warehouse, con, name)
+    return training_rows(labelled).with_columns(
+        labelled.frame.select("total_score", "rule_flag"))
+
+
+def heuristics(frame) -> dict:
+    """The untrained contenders' scores for each account of ``frame``."""
+    import polars as pl
+
+    return {name: frame[column].cast(pl.Float64).to_numpy()
+            for name, column in (("13-signal total", "total_score"),
+                                 ("rule filter", "rule_flag"))}
 
 
 def main() -> None:
@@ -66,7 +76,6 @@ def main() -> None:
     if not args.labels.is_dir():
         sys.exit(f"no label set at {args.labels} (set --labels or BOTPIPELINE_REAL_DATA)")
 
-    import polars as pl
     from sklearn.base import clone
     from sklearn.metrics import average_precision_score, roc_auc_score
     from sklearn.model_selection import RepeatedStratifiedKFold
@@ -77,7 +86,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         shutil.copytree(args.labels, Path(data_dir) / "incoming" / "labels" / "benchmark")
         frame = labelled_frame(Path(data_dir), "benchmark")
-    y = frame["positive"].to_numpy()
+    y = frame["is_bot"].to_numpy()
     features = usable_features(frame)
     print(f"{args.labels.name}: {frame.height} accounts, {int(y.sum())} bots, "
           f"{len(features)} usable features; {args.folds}-fold CV x {args.repeats} repeats")
@@ -89,8 +98,8 @@ def main() -> None:
         "logistic, 6 log-scaled": (_logistic(), HANDFUL),
         "logistic, 6 raw": (_logistic().set_params(functiontransformer="passthrough"), HANDFUL),
     }
-    fixed = {"13-signal total": frame["total_score"].cast(pl.Float64).to_numpy(),
-             "rule filter": frame["rule_flag"].cast(pl.Float64).to_numpy()}
+    fixed = heuristics(frame)
+    matrices = {name: _matrix(frame, columns) for name, (_, columns) in contenders.items()}
     folds = list(RepeatedStratifiedKFold(n_splits=args.folds, n_repeats=args.repeats,
                                          random_state=args.seed).split(np.zeros(len(y)), y))
     scores = {name: {"roc": [], "pr": []} for name in [*contenders, *fixed]}
@@ -99,8 +108,8 @@ def main() -> None:
     pooled = {name: np.zeros((args.repeats, len(y))) for name in contenders}
     learned_seconds = 0.0
     for i, (train, test) in enumerate(folds, 1):
-        for name, (model, columns) in contenders.items():
-            x = _matrix(frame, columns)
+        for name, (model, _) in contenders.items():
+            x = matrices[name]
             started = time.perf_counter()
             fitted = clone(model).fit(x[train], y[train])
             p = fitted.predict_proba(x[test])[:, 1]
@@ -147,13 +156,12 @@ def main() -> None:
 
 def judge(contenders, frame, y, target, where: str) -> None:
     """Train every contender on all of ``frame``, rank the accounts of ``target``."""
-    import polars as pl
     from sklearn.base import clone
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     from botpipeline.models.bot_classifier import _matrix
 
-    truth = target["positive"].to_numpy()
+    truth = target["is_bot"].to_numpy()
     print(f"\ntrained on all {frame.height}, judged on {where}: {target.height} accounts, "
           f"{int(truth.sum())} bots")
     print(f"{'contender':26s} {'ROC AUC':>8s} {'PR AUC':>8s}")
@@ -162,8 +170,7 @@ def judge(contenders, frame, y, target, where: str) -> None:
             _matrix(target, columns))[:, 1]
         print(f"{name:26s} {roc_auc_score(truth, p):8.3f} "
               f"{average_precision_score(truth, p):8.3f}")
-    for name, column in (("13-signal total", "total_score"), ("rule filter", "rule_flag")):
-        p = target[column].cast(pl.Float64).fill_null(0).to_numpy()
+    for name, p in heuristics(target).items():
         print(f"{name:26s} {roc_auc_score(truth, p):8.3f} "
               f"{average_precision_score(truth, p):8.3f}")
 
