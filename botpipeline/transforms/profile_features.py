@@ -37,9 +37,13 @@ MODEL_FEATURES = FEATURES + ACTIVITY
 
 
 def _entropy(text: pl.Expr) -> pl.Expr:
-    """Shannon entropy (bits) of the characters of each string."""
+    """Shannon entropy (bits) of the characters of each string.
+
+    ``value_counts`` lists the characters in hash order, which changes from process to
+    process; the counts are sorted before summing so the float sum, and so every bit of the
+    feature, is the same on every run."""
     counts = text.str.to_lowercase().str.split("").list.eval(
-        pl.element().value_counts().struct.field("count").cast(pl.Float64))
+        pl.element().value_counts().struct.field("count").cast(pl.Float64).sort())
     share = pl.element() / pl.element().sum()
     return counts.list.eval(-share * share.log(2)).list.sum().fill_null(0.0)
 
