@@ -94,22 +94,28 @@ STREAM_ACCOUNTS_SQL = """
 def oasis_posts(posts: pl.DataFrame, personas: pl.DataFrame) -> pl.DataFrame:
     """OASIS dataset rows as core posts.
 
-    A root whose ``thread_id`` names another post reposts it (empty text) or quotes it.
+    A root whose ``thread_id`` names another post reposts it (empty text) or quotes it: that
+    is how OASIS writes reposts, so its target becomes ``reposted_id`` / ``quoted_id`` and it
+    starts its own conversation (OASIS's replies to it carry its id as their ``thread_id``).
+    The author's username is the matched persona row's, else the dataset's own per-post one.
     """
-    usernames = personas.select(pl.col("user_id"), pl.col("username").alias("author_username"))
+    usernames = personas.select(pl.col("user_id"), pl.col("username").alias("_persona_username"))
     refers = pl.col("parent_id").is_null() & (pl.col("thread_id") != pl.col("post_id"))
     empty = pl.col("text").fill_null("").str.strip_chars() == ""
     kind = (pl.when(pl.col("parent_id").is_not_null()).then(pl.lit("reply"))
             .when(refers & empty).then(pl.lit("repost"))
             .when(refers).then(pl.lit("quote"))
             .otherwise(pl.lit("post")))
+    own = pl.col("username") if "username" in posts.columns else pl.lit(None, pl.String)
     frame = posts.join(usernames, on="user_id", how="left").with_columns(
         pl.lit("oasis").alias("platform"),
         pl.col("user_id").alias("author_id"),
+        pl.coalesce(pl.col("_persona_username"), own).alias("author_username"),
         kind.alias("kind"),
         pl.when(refers & empty).then(pl.col("thread_id")).alias("reposted_id"),
         pl.when(refers & ~empty).then(pl.col("thread_id")).alias("quoted_id"),
-        pl.col("thread_id").alias("conversation_id"),
+        pl.when(refers).then(pl.col("post_id")).otherwise(pl.col("thread_id"))
+        .alias("conversation_id"),
         pl.lit("en").alias("lang"),
         pl.lit("oasis").alias("source"),
         pl.col("step").alias("source_step"),
@@ -117,10 +123,29 @@ def oasis_posts(posts: pl.DataFrame, personas: pl.DataFrame) -> pl.DataFrame:
     return conform(frame, POST_COLUMNS)
 
 
-def oasis_accounts(personas: pl.DataFrame, observed_at) -> pl.DataFrame:
+def oasis_accounts(personas: pl.DataFrame, observed_at, follows: pl.DataFrame | None = None,
+                   posts: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One account per user of the run. Follower / following counts come from the run's
+    follow edges (distinct, no self-follows) and ``post_count`` from its posts when given;
+    OASIS says nothing about account age, likes or verification (left null)."""
     frame = personas.with_columns(
         pl.lit("oasis").alias("platform"), pl.col("user_id").alias("account_id"),
         pl.lit(observed_at).alias("observed_at"), pl.lit("oasis").alias("source"))
+    if follows is not None:
+        edges = follows.filter(pl.col("follower_id") != pl.col("followee_id")).unique()
+        frame = frame.drop("followers_count", "following_count", strict=False).join(
+            edges.group_by(pl.col("followee_id").alias("account_id"))
+            .agg(pl.len().cast(pl.Int64).alias("followers_count")),
+            on="account_id", how="left").join(
+            edges.group_by(pl.col("follower_id").alias("account_id"))
+            .agg(pl.len().cast(pl.Int64).alias("following_count")),
+            on="account_id", how="left").with_columns(
+            pl.col("followers_count").fill_null(0), pl.col("following_count").fill_null(0))
+    if posts is not None:
+        frame = frame.drop("post_count", strict=False).join(
+            posts.group_by(pl.col("user_id").alias("account_id"))
+            .agg(pl.len().cast(pl.Int64).alias("post_count")),
+            on="account_id", how="left").with_columns(pl.col("post_count").fill_null(0))
     return conform(frame, ACCOUNT_COLUMNS)
 
 DAILY_ACCOUNTS_SQL = """

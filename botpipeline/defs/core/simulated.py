@@ -32,18 +32,21 @@ def core_simulated_posts(context: dg.AssetExecutionContext,
 
 @dg.asset(key=["core", "simulated_accounts"], deps=[dg.AssetKey(["raw", "oasis_posts"])],
           group_name="core", partitions_def=oasis_runs, kinds={"duckdb", "parquet"},
-          description="OASIS personas as core accounts, one partition per run.")
+          description="OASIS users as core accounts, one partition per run: the matched persona row's username and description, follower / following counts from the run's edges, post_count from its posts.")
 def core_simulated_accounts(context: dg.AssetExecutionContext,
                             warehouse: Warehouse) -> dg.MaterializeResult:
     run_id = context.partition_key
     with warehouse.get_connection() as con:
         personas = _run_frame(con, "oasis_personas", run_id)
-        observed = con.execute("SELECT max(created_at) FROM raw.oasis_posts WHERE run_id = ?",
-                               [run_id]).fetchall()[0][0]
-    accounts = oasis_accounts(personas, observed)
+        follows = _run_frame(con, "oasis_follows", run_id)
+        posts = con.sql("SELECT user_id, created_at FROM raw.oasis_posts WHERE run_id = ?",
+                        params=[run_id]).pl()
+    accounts = oasis_accounts(personas, posts["created_at"].max(), follows, posts)
 
     rows = warehouse.lake.write("core", "simulated_accounts", run_id,
                                 accounts.with_columns(run_id=pl.lit(run_id)),
                                 partition_column="run_id", order_by="account_id")
-    return dg.MaterializeResult(metadata={"dagster/row_count": rows,
-                                          "dagster/table_name": "core.simulated_accounts"})
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": rows, "dagster/table_name": "core.simulated_accounts",
+        "accounts_without_username": int(accounts["username"].is_null().sum()),
+        "followers_from": "the run's follow edges (distinct, no self-follows)"})
