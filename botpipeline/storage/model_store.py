@@ -1,8 +1,12 @@
-"""Fitted models as versioned files: ``<data dir>/models/<name>/<version>.pkl``.
+"""Fitted models as versioned folders: ``<data dir>/models/<name>/<version>/``.
 
-``current`` names the version the scoring assets use; it is replaced atomically, so a reader
-sees the old model or the new one, never a half-written file. Old versions are kept: a score
-row names its model version, and that file can be loaded again to explain it.
+Each folder is what BotClassifier.save writes: the estimator in skops form (``model.skops``;
+loading it runs no code from the file), ``model.json`` (scikit-learn version, sha256 of every
+file, features, threshold, metrics) and the out-of-fold scores; BotClassifier.load checks
+the version and the hashes. ``current`` names the version the scoring assets use; it is
+replaced atomically, so a reader sees the old model or the new one, never a half-written
+file. Old versions are kept: a score row names its model version, and that folder can be
+loaded again to explain it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ class ModelStore:
         self.folder = Path(root) / name
 
     def path(self, version: str) -> Path:
-        return self.folder / f"{version}.pkl"
+        return self.folder / version
 
     def save(self, model: BotClassifier) -> Path:
         path = self.path(model.version)
@@ -33,5 +37,6 @@ class ModelStore:
         return pointer.read_text().strip() if pointer.exists() else None
 
     def current(self) -> BotClassifier | None:
+        """The current model, checked (ModelFileError says what is wrong and what to do)."""
         version = self.current_version()
         return BotClassifier.load(self.path(version)) if version else None

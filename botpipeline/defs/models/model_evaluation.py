@@ -3,7 +3,8 @@ side, on one label set (a partition per set under incoming/labels/).
 
 Every labelled account with features or a profile is scored by the current model and by the
 heuristics with their default settings (defs/models/labelled_accounts.py). On the set the model
-was trained on, the learned score is its out-of-fold probability, never an in-sample one. The
+was trained on (any of its label sets), the learned score is its out-of-fold probability,
+never an in-sample one. The
 metadata holds ROC AUC, PR AUC, precision / recall / F1 and the confusion table at each
 detector's flag, a breakdown per platform and feature source, and ROC / PR curves.
 """
@@ -16,7 +17,7 @@ from botpipeline.defs.models import labelled_accounts
 from botpipeline.defs.models.bot_classifier import model_store
 from botpipeline.defs.partitions import label_sets
 from botpipeline.defs.resources import Warehouse
-from botpipeline.models.bot_classifier import ranking_metrics
+from botpipeline.models.bot_classifier import ORIGIN, ranking_metrics
 from botpipeline.plots import roc_and_pr_curves
 from botpipeline.transforms.label_evaluation import detector_report
 from botpipeline.transforms.profile_features import model_features
@@ -67,12 +68,12 @@ def model_evaluation(context: dg.AssetExecutionContext, config: ModelEvaluationC
         accounts = labelled_accounts.load(warehouse, con, name, frozenset(
             w.lower() for w in config.positive_labels))
     frame = accounts.frame
-    in_domain = name == model.label_set and model.out_of_fold is not None
+    in_domain = name in model.label_sets and model.out_of_fold is not None
     probability = pl.Series("bot_probability", model.predict(
         model_features(frame)), pl.Float64)
     frame = frame.with_columns(probability)
     if in_domain:  # the training rows: their out-of-fold probability, not an in-sample one
-        frame = frame.join(model.out_of_fold.select(
+        frame = frame.join(model.out_of_fold.filter(pl.col(ORIGIN) == name).select(
             "platform", "account_id", pl.col("probability").alias("_oof")),
             on=["platform", "account_id"], how="left", maintain_order="left").with_columns(
             pl.coalesce("_oof", "bot_probability").alias("bot_probability")).drop("_oof")
@@ -93,7 +94,8 @@ def model_evaluation(context: dg.AssetExecutionContext, config: ModelEvaluationC
                             f"quarantined (scores.label_quarantine)")
     warehouse.refresh_catalog(context.log)
     metadata = {"dagster/row_count": rows, "model_version": model.version,
-                "model_trained_on": model.label_set, "in_domain_out_of_fold": in_domain,
+                "model_trained_on": model.label_set, "model": model.candidate,
+                "in_domain_out_of_fold": in_domain,
                 "label_set_summary": accounts.summary, "threshold": round(model.threshold, 4)}
     if frame.height:
         report = _report(frame)
