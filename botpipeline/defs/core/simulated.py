@@ -32,7 +32,9 @@ def core_simulated_posts(context: dg.AssetExecutionContext,
 
 @dg.asset(key=["core", "simulated_accounts"], deps=[dg.AssetKey(["raw", "oasis_posts"])],
           group_name="core", partitions_def=oasis_runs, kinds={"duckdb", "parquet"},
-          description="OASIS users as core accounts, one partition per run: the matched persona row's username and description, follower / following counts from the run's edges, post_count from its posts.")
+          description="OASIS users as core accounts, one partition per run: the matched "
+                      "persona row's username and description, follower / following counts "
+                      "from the run's edges, post_count from its posts.")
 def core_simulated_accounts(context: dg.AssetExecutionContext,
                             warehouse: Warehouse) -> dg.MaterializeResult:
     run_id = context.partition_key
