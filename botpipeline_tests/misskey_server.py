@@ -4,11 +4,18 @@ It stands in for a real Sharkey 2024.11 / Misskey 2025.7 instance in tests and b
 the API contract in ``shared/specs/sharkey-api.md`` (transport, error bodies, rate limits, endpoints,
 ``aidx`` ids), not any particular client. Two flavors: ``"sharkey"`` (leaky-bucket limits on every
 endpoint with ``X-RateLimit-*`` headers, ``MAX_LENGTH``, any admin may create accounts) and
-``"misskey"`` (only listed endpoints limited, epoch ``reset``/``resetMs``, ``INVALID_PARAM`` for long
-text, only root may create accounts).
+``"misskey"``, as a real Misskey 2025.7 behaves (the spec's last section): only listed endpoints
+limited, by a sliding window that also counts refused calls, no ``X-RateLimit-*`` headers, 429
+bodies with ``info {remaining, reset, resetMs, total}``, ``INVALID_PARAM`` for long text, only
+root may create accounts (400 ``ACCESS_DENIED``). Both: ``users/notes`` hides replies unless
+``withReplies: true``; the same renote can be made twice; ``signin-flow`` returns an account's
+token for its password, limited per IP (10 an hour, 1 s apart); ``latency`` makes endpoints slow
+(``admin/accounts/create`` hashes a password and makes a key pair: about 1 s on a real server).
 
-Faults (``FaultConfig``) and the ``on_request`` hook let resilience tests make the server fail, drop
-connections, or "kill" the client at an exact request. The inspection methods (``users()``,
+Faults (``FaultConfig``) and the ``on_request`` hook let resilience tests make the server fail (5xx
+before or after the work), drop connections before or after the work, cut an answer off mid-body
+after the work (``cut_after``), answer slowly, or "kill" the client at an exact request; the hook
+may also name a fault kind for that one request. The inspection methods (``users()``,
 ``notes()``, ...) read the state directly, with no HTTP and no faults.
 
 Run standalone: ``python -m botpipeline_tests.misskey_server [--port N] [--flavor F]
@@ -46,8 +53,8 @@ JSON_BODY_LIMIT = 1 << 20          # the contract's 1 MiB for JSON bodies
 MULTIPART_BODY_LIMIT = 64 << 20    # uploads may be larger; real servers cap by maxFileSize
 _DRAIN_LIMIT = 128 << 20           # beyond this we close instead of reading an oversized body
 
-# (max, duration_ms) per user per endpoint; the contract's "limits that matter".
-DEFAULT_LIMITS: dict[str, tuple[int, int] | None] = {
+# (max, duration_ms[, min_interval_ms]) per user per endpoint; the contract's "limits that matter".
+DEFAULT_LIMITS: dict[str, tuple | None] = {
     "notes/create": (300, 3_600_000),
     "following/create": (100, 3_600_000),
     "i/update": (20, 3_600_000),
@@ -55,13 +62,15 @@ DEFAULT_LIMITS: dict[str, tuple[int, int] | None] = {
     "notes/reactions/create": (10, 5_000),
     "users/show": (5, 2_000),
     "notes/show": (2, 1_000),
+    "signin-flow": (10, 3_600_000, 1_000),  # per IP, not per user; attempts 1 s apart
 }
+MISSKEY_UNLIMITED = ("notes/reactions/create", "users/show", "notes/show")
 SHARKEY_DEFAULT_LIMIT = (10, 1_000)  # Sharkey limits endpoints that declare no limit to 10/s
 
 VERSIONS = {"sharkey": "2024.11.2", "misskey": "2025.7.0"}
 MAX_CW_LENGTH = {"sharkey": 500, "misskey": 100}
 FALLBACK_REACTION = "\u2764"  # ❤
-FAULT_KINDS = ("error500", "drop", "drop_after", "slow")
+FAULT_KINDS = ("error500", "error500_after", "drop", "drop_after", "cut_after", "slow")
 
 _AID_EPOCH_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 _B36 = string.digits + string.ascii_lowercase
@@ -112,6 +121,8 @@ class ApiError(Exception):
         self.err_id = err_id or str(uuid.uuid5(uuid.NAMESPACE_URL, "misskey-error:" + code))
 
     def body(self) -> dict:
+        if not self.code:  # the sign-in service answers errors with an id only
+            return {"error": {"id": self.err_id}}
         err = {"message": self.message, "code": self.code, "id": self.err_id, "kind": self.kind}
         if self.info is not None:
             err["info"] = self.info
@@ -245,6 +256,28 @@ class _LeakyBuckets:
             return False, max(0, int(size - level + _EPS)), 0.0, level / rate
 
 
+class _SlidingWindows:
+    """Misskey's limiter (the ``ratelimiter`` package on Redis): every call, refused or not, is
+    logged; a call is refused while ``max`` calls lie within the last ``duration``. Hammering a
+    closed window therefore keeps it closed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._log: dict[tuple, collections.deque] = {}
+
+    def hit(self, key: tuple, size: int, duration_ms: float) -> tuple[bool, int, float]:
+        """Returns (blocked, remaining, reset epoch ms: when the oldest logged call leaves)."""
+        now = time.time() * 1000
+        with self._lock:
+            log = self._log.setdefault(key, collections.deque())
+            while log and log[0] <= now - duration_ms:
+                log.popleft()
+            blocked = len(log) >= size
+            remaining = 0 if blocked else size - len(log) - 1
+            log.append(now)
+            return blocked, remaining, log[0] + duration_ms
+
+
 # ----------------------------------------------------------------------------------------- faults
 
 @dataclass
@@ -277,6 +310,7 @@ _ENDPOINTS = {  # endpoint -> (method of _Instance, access: optional | required 
     "notes/show": ("ep_notes_show", "optional"),
     "users/notes": ("ep_users_notes", "optional"),
     "meta": ("ep_meta", "optional"),
+    "signin-flow": ("ep_signin_flow", "optional"),
     "admin/roles/update-default-policies": ("ep_update_policies", "admin"),
 }
 
@@ -371,9 +405,26 @@ class _Instance:
                 "password": salt.hex() + ":" + hashlib.sha256(salt + password.encode()).hexdigest()}
         self.users[uid] = user
         self.by_lower[username.lower()] = uid
+        user["token"] = self.new_token(uid)  # the native token: sign-in returns the same one
         out = self.pack_user(user, detailed=True)
-        out["token"] = self.new_token(uid)
+        out["token"] = user["token"]
         return out
+
+    def ep_signin_flow(self, me, p: dict, _files):
+        """Misskey 2025.7's password sign-in: ``{finished, id, i}`` with the user's native token;
+        errors carry only an ``id`` (wrong password 403, unknown user 404)."""
+        username = _req_str(p, "username", min_len=1)
+        user = self.user_by_username(username)
+        if user is None:
+            raise ApiError(404, "", "", err_id="6cc579cc-885d-43d8-95c2-b8c7fc963280")
+        password = p.get("password")
+        if password is None:
+            return {"finished": False, "next": "password"}
+        salt, digest = user["password"].split(":")
+        if not isinstance(password, str) or \
+                hashlib.sha256(bytes.fromhex(salt) + password.encode()).hexdigest() != digest:
+            raise ApiError(403, "", "", err_id="932c904e-9460-45b7-9ce6-7ed33be7eb2c")
+        return {"finished": True, "id": user["id"], "i": user["token"]}
 
     def ep_users_show(self, me, p: dict, _files):
         if p.get("userIds") is not None:
@@ -548,9 +599,13 @@ class _Instance:
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
             raise _invalid("limit", "must be an integer from 1 to 100")
         since, until = _opt_str(p, "sinceId"), _opt_str(p, "untilId")
+        with_replies = bool(_opt_bool(p, "withReplies"))  # default false: replies are left out
+        with_renotes = _opt_bool(p, "withRenotes") is not False
         if user_id not in self.users:
             raise _client("NO_SUCH_USER", "No such user.")
-        ids = self.notes_by_user.get(user_id, [])
+        ids = [i for i in self.notes_by_user.get(user_id, [])
+               if (with_replies or self.notes[i]["replyId"] is None)
+               and (with_renotes or not self.is_pure_renote(self.notes[i]))]
         window = ids[bisect_right(ids, since) if since else 0: bisect_left(ids, until) if until else len(ids)]
         # sinceId alone pages forward: the oldest `limit` after it (still returned newest first).
         chosen = window[:limit] if since and not until else window[-limit:]
@@ -615,12 +670,16 @@ class MisskeyTestServer:
 
     def __init__(self, *, flavor: str = "sharkey", limits: dict | None = None, rate_limit_scale: float = 1.0,
                  faults: FaultConfig | None = None, max_note_length: int = 3000, host: str = "127.0.0.1",
-                 port: int = 0):
+                 port: int = 0, latency: dict[str, float | tuple[float, float]] | None = None,
+                 seed: int = 0):
         if flavor not in VERSIONS:
             raise ValueError(f"flavor must be one of {sorted(VERSIONS)}")
         self.flavor = flavor
         self._inst = _Instance(flavor, max_note_length, float(rate_limit_scale))
         self._limits = dict(DEFAULT_LIMITS)
+        if flavor == "misskey":  # Misskey 2025.7 leaves these unlimited
+            for endpoint in MISSKEY_UNLIMITED:
+                self._limits[endpoint] = None
         self._default_limit = SHARKEY_DEFAULT_LIMIT if flavor == "sharkey" else None  # Misskey: unlimited
         for key, value in (limits or {}).items():
             value = tuple(value) if value is not None else None
@@ -629,6 +688,10 @@ class MisskeyTestServer:
             else:
                 self._limits[key] = value
         self._buckets = _LeakyBuckets()
+        self._windows = _SlidingWindows()
+        # Seconds an endpoint takes before it acts (a number, or (low, high) drawn per call).
+        self.latency = dict(latency or {})
+        self._latency_rng = random.Random(seed)
         self._host, self._port = host, port
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -750,19 +813,41 @@ class MisskeyTestServer:
                 self._kill()
                 return self._drop(h)
             fault, slow_seconds = self._draw_fault(endpoint)
+            if action in FAULT_KINDS:  # the hook may also pick a fault for this exact request
+                fault, slow_seconds = action, (self._faults.slow_seconds if self._faults else 0.5)
+                with self._inst.lock:
+                    self.fault_counts[action] += 1
             if fault == "error500":
                 return self._send(h, 500, _internal("injected fault", "FaultInjection").body(), {})
             if fault == "drop":
                 return self._drop(h)
             if fault == "slow":
                 time.sleep(slow_seconds)
+        delay = self._delay(endpoint)
+        if delay:  # outside the lock: slow calls overlap, as on a real server
+            time.sleep(delay)
         status, obj, headers = self._process(endpoint, h, body, too_large)
         if action == "kill_after":
             self._kill()
             return self._drop(h)
         if fault == "drop_after":
             return self._drop(h)
+        if fault == "error500_after":  # e.g. a proxy that gave up after the server acted
+            return self._send(h, 500, _internal("injected fault after the work", "FaultInjection").body(), {})
+        if fault == "cut_after" and obj is not None:
+            return self._send(h, status, obj, headers, cut=True)
+        if fault == "cut_after":
+            return self._drop(h)
         self._send(h, status, obj, headers)
+
+    def _delay(self, endpoint: str) -> float:
+        value = self.latency.get(endpoint, self.latency.get("*"))
+        if value is None:
+            return 0.0
+        if isinstance(value, (int, float)):
+            return float(value)
+        with self._inst.lock:
+            return self._latency_rng.uniform(*value)
 
     def _handle_get(self, h: _Handler) -> None:
         path = h.path.split("?", 1)[0]
@@ -884,30 +969,56 @@ class MisskeyTestServer:
         factor = self._inst.policies["rateLimitFactor"]
         if spec is None or factor <= 0:
             return {}
-        size, duration_ms = spec
+        size, duration_ms = spec[:2]
+        min_interval = spec[2] * factor if len(spec) > 2 else 0
+        actor = "ip:" + ip if endpoint == "signin-flow" or me_id is None else me_id
+        if self.flavor == "misskey":
+            return self._misskey_limit(endpoint, actor, size, duration_ms * factor, min_interval)
         blocked, remaining, reset_ms, full_ms = self._buckets.hit(
-            (endpoint, me_id or "ip:" + ip), size, duration_ms * factor)
-        headers: dict[str, str] = {}
-        sharkey = self.flavor == "sharkey"
-        if sharkey:
-            headers["X-RateLimit-Remaining"] = str(remaining)
-            headers["X-RateLimit-Clear"] = f"{full_ms / 1000:.3f}"
+            (endpoint, actor), size, duration_ms * factor)
+        headers = {"X-RateLimit-Remaining": str(remaining), "X-RateLimit-Clear": f"{full_ms / 1000:.3f}"}
+        if not blocked and min_interval:
+            blocked, _, reset_ms, _ = self._buckets.hit((endpoint + ":min", actor), 1, min_interval)
         if not blocked:
             return headers
         headers["Retry-After"] = str(max(1, math.ceil(reset_ms / 1000)))
-        if sharkey:
-            headers["X-RateLimit-Reset"] = f"{reset_ms / 1000:.3f}"
-            info = {"resetSec": math.ceil(reset_ms / 1000), "resetMs": math.ceil(reset_ms),
-                    "fullResetSec": math.ceil(full_ms / 1000), "fullResetMs": math.ceil(full_ms)}
-        else:
-            at_ms = time.time() * 1000 + reset_ms
-            info = {"reset": math.ceil(at_ms / 1000), "resetMs": math.ceil(at_ms)}
-        raise ApiError(429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded. Please try again later.",
-                       info=info, headers=headers)
+        headers["X-RateLimit-Reset"] = f"{reset_ms / 1000:.3f}"
+        info = {"resetSec": math.ceil(reset_ms / 1000), "resetMs": math.ceil(reset_ms),
+                "fullResetSec": math.ceil(full_ms / 1000), "fullResetMs": math.ceil(full_ms)}
+        raise self._limited(endpoint, info, headers)
+
+    def _misskey_limit(self, endpoint: str, actor: str, size: int, duration_ms: float,
+                       min_interval: float) -> dict[str, str]:
+        """A sliding window per (actor, endpoint) that logs refused calls too; no headers but
+        Retry-After on a 429. Sign-in answers its own 429 without ``info``."""
+        blocked, _, reset_ms = self._windows.hit((endpoint, actor), size, duration_ms)
+        if not blocked and min_interval:
+            blocked, _, reset_ms = self._windows.hit((endpoint + ":min", actor), 1, min_interval)
+            size = 1
+        if not blocked:
+            return {}
+        headers = {"Retry-After": str(max(1, math.ceil((reset_ms - time.time() * 1000) / 1000)))}
+        info = {"remaining": 0, "reset": math.ceil(reset_ms / 1000), "resetMs": math.ceil(reset_ms), "total": size}
+        raise self._limited(endpoint, info, headers)
+
+    def _limited(self, endpoint: str, info: dict, headers: dict) -> ApiError:
+        if endpoint == "signin-flow":
+            if self.flavor == "misskey":
+                return ApiError(429, "TOO_MANY_AUTHENTICATION_FAILURES",
+                                "Too many failed attempts to sign in. Try again later.",
+                                err_id="22d05606-fbcf-421a-a2db-b32610dcfd1b")
+            return ApiError(429, "TOO_MANY_AUTHENTICATION_FAILURES",
+                            "Too many failed attempts to sign in. Try again later.", info=info,
+                            headers=headers, err_id="22d05606-fbcf-421a-a2db-b32610dcfd1b")
+        return ApiError(429, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded. Please try again later.",
+                        info=info, headers=headers)
 
     @staticmethod
-    def _send(h: _Handler, status: int, obj: Any, headers: dict[str, str]) -> None:
+    def _send(h: _Handler, status: int, obj: Any, headers: dict[str, str], cut: bool = False) -> None:
+        """``cut``: announce the whole body, send half of it and close (the work is done)."""
         body = b"" if obj is None else json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+        if cut:
+            h.close_connection = True
         try:
             h.send_response(status)
             for key, value in headers.items():
@@ -919,7 +1030,7 @@ class MisskeyTestServer:
                 h.send_header("Connection", "close")
             h.end_headers()
             if body:
-                h.wfile.write(body)
+                h.wfile.write(body[:len(body) // 2] if cut else body)
         except OSError:
             h.close_connection = True
 
@@ -958,6 +1069,15 @@ class MisskeyTestServer:
                 raise KeyError(username)
             return self._inst.new_token(u["id"])
 
+    def change_password(self, username: str, password: str) -> None:
+        """Test-only: an operator changes the account's password in the control panel."""
+        with self._inst.lock:
+            u = self._inst.user_by_username(username)
+            if u is None:
+                raise KeyError(username)
+            salt = secrets.token_bytes(8)
+            u["password"] = salt.hex() + ":" + hashlib.sha256(salt + password.encode()).hexdigest()
+
     def grant_admin(self, username: str) -> None:
         """Test-only: assign the admin role (control panel), e.g. to test Misskey's root-only rule."""
         with self._inst.lock:
@@ -980,10 +1100,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--rate-limit-scale", type=float, default=1.0)
     ap.add_argument("--limits", default=None, help='JSON, e.g. {"notes/create": [300, 3600000], "*": null}')
     ap.add_argument("--max-note-length", type=int, default=3000)
+    ap.add_argument("--latency", default=None,
+                    help='JSON seconds per endpoint, e.g. {"admin/accounts/create": [0.8, 1.2], "*": 0.005}')
     args = ap.parse_args(argv)
     limits = json.loads(args.limits) if args.limits else None
+    latency = {k: tuple(v) if isinstance(v, list) else v
+               for k, v in json.loads(args.latency).items()} if args.latency else None
     server = MisskeyTestServer(flavor=args.flavor, limits=limits, rate_limit_scale=args.rate_limit_scale,
-                               max_note_length=args.max_note_length, host=args.host, port=args.port).start()
+                               max_note_length=args.max_note_length, host=args.host, port=args.port,
+                               latency=latency).start()
     print(json.dumps({"url": server.url, "admin_token": server.admin_token}), flush=True)
     done = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

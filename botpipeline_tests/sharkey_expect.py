@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -63,3 +64,36 @@ def assert_published_exactly(server, plan: Plan, ledger_path: Path,
         assert server.reactions() == expected
     if "profiles" in parts:
         assert len(server.files()) == 2 * plan.accounts.height
+
+
+def publish(server, plan: Plan, work: Path, parts=None, workers: int = 16, run_id: str = "run",
+            create_workers: int = 8, **client_kw):
+    """Publish ``plan`` to ``server`` with the ledger and token store under ``work``."""
+    from botpipeline.clients.sharkey.client import SharkeyClient
+    from botpipeline.clients.sharkey.publisher import PARTS, Publisher
+    from botpipeline.clients.sharkey.tokens import TokenStore
+    from botpipeline.storage.sharkey_ledger import Ledger
+
+    client = SharkeyClient(server.url, server.admin_token, backoff=0.01, **client_kw)
+    ledger = Ledger(work / "ledger.duckdb", client.server, run_id)
+    try:
+        return Publisher(plan, client, ledger, TokenStore(work / "tokens", client.server),
+                         create_workers=create_workers
+                         ).publish(set(parts or PARTS), workers=workers)
+    finally:
+        ledger.close()
+        client.close()
+
+
+def forget(ledger_path: Path, kind: str, key: str) -> None:
+    """What a crash between the server's answer and the ledger commit leaves: no row."""
+    with duckdb.connect(str(ledger_path)) as con:
+        con.execute("DELETE FROM sharkey.ledger WHERE kind = ? AND key = ?", [kind, key])
+
+
+def forget_token(store_dir: Path, username: str) -> None:
+    """What a crash before the token reached the store leaves: the password only."""
+    path = next(store_dir.glob("*.json"))
+    data = json.loads(path.read_text())
+    data[username.lower()].pop("token")
+    path.write_text(json.dumps(data))

@@ -11,6 +11,7 @@ from botpipeline.clients.sharkey.errors import (Ambiguous, AlreadyDone, Authenti
                                                 DuplicateUsername, InvalidParam, NotFound,
                                                 PermissionDenied, RateLimited, ServerError,
                                                 error_from_body)
+from botpipeline.clients.sharkey.limits import Limit
 from botpipeline.clients.sharkey.tokens import TokenStore, TokenStoreError
 from botpipeline_tests.misskey_server import FaultConfig, MisskeyTestServer
 
@@ -73,13 +74,43 @@ def test_rate_limits_are_waited_out_per_token():
                            wait=False)["username"] == "admin"
 
 
-def test_misskey_flavour_rate_limit_epochs_are_understood():
-    with MisskeyTestServer(flavor="misskey", rate_limit_scale=0.05) as srv:
-        client = SharkeyClient(srv.url, srv.admin_token)
+def test_misskey_windows_are_learnt_from_429_bodies_and_not_knocked_on_again():
+    """Misskey sends no X-RateLimit-* headers and its window counts refused calls: a client
+    that knows no limit learns it from the first 429 (info.total, epoch resetMs) and then stays
+    under it instead of knocking."""
+    with MisskeyTestServer(flavor="misskey", limits={"notes/create": (3, 400)}) as srv:
+        client = SharkeyClient(srv.url, srv.admin_token, limits={})
         with pytest.raises(RateLimited) as caught:
-            for _ in range(10):
-                client.call("users/show", {"username": "admin"}, wait=False)
-        assert 0 <= caught.value.retry_in < 1
+            for i in range(4):
+                client.call("notes/create", {"text": f"n{i}"}, wait=False)
+        assert 0 < caught.value.retry_in < 0.5  # the epoch resetMs, understood
+        assert client.pacer.windowed and client.pacer.refused["notes/create"] == 1
+        assert client.pacer.windows("notes/create") == pytest.approx({3: 0.4}, abs=0.1)
+        start = time.monotonic()
+        for i in range(9):
+            client.call("notes/create", {"text": f"m{i}"})
+        assert client.pacer.refused["notes/create"] == 1  # never refused again
+        assert time.monotonic() - start >= 0.8  # three windows of three
+        assert srv.request_counts["notes/create"] == 13
+        assert len(srv.notes()) == 12
+
+
+def test_signin_is_paced_by_its_per_ip_limit_without_knocking():
+    """Misskey's sign-in answers 429 with neither info nor Retry-After; once refused, the
+    client paces by the known limit (here 2 per 600 ms, 100 ms apart), counting the refused
+    call, so it is never refused again."""
+    with MisskeyTestServer(flavor="misskey", limits={"signin-flow": (2, 600, 100)}) as srv:
+        client = SharkeyClient(srv.url, srv.admin_token, limits={
+            "signin-flow": Limit(2, 600, min_interval_ms=100)})
+        client.call("admin/accounts/create", {"username": "carol", "password": "pw"})
+        start = time.monotonic()
+        tokens = {client.call("signin-flow", {"username": "carol", "password": "pw"},
+                              token="")["i"] for _ in range(5)}
+        assert len(tokens) == 1  # the account's own token, every time
+        assert time.monotonic() - start >= 1.2  # 5 sign-ins: windows of 2 per 600 ms
+        assert client.pacer.refused["signin-flow"] == 1
+        with pytest.raises(PermissionDenied):  # a wrong password: 403 with only an id
+            client.call("signin-flow", {"username": "carol", "password": "no"}, token="")
 
 
 def test_idempotent_calls_are_retried_and_creates_are_never_blindly_repeated():
@@ -93,6 +124,16 @@ def test_idempotent_calls_are_retried_and_creates_are_never_blindly_repeated():
                                  endpoints={"i"})
         for _ in range(5):
             assert client.call("i", {})["username"] == "admin"
+        # An answer cut off mid-body after the server acted: never repeated blindly.
+        srv.faults = FaultConfig(rate=1.0, kinds=("cut_after",), endpoints={"notes/create"})
+        with pytest.raises(Ambiguous):
+            client.call("notes/create", {"text": "cut"})
+        assert [n["text"] for n in srv.notes()] == ["cut"]
+        # ... and an idempotent call is simply asked again.
+        srv.faults = FaultConfig(rate=0.5, kinds=("cut_after",), seed=2, endpoints={"i"})
+        for _ in range(5):
+            assert client.call("i", {})["username"] == "admin"
+        assert srv.fault_counts["cut_after"] >= 3
 
 
 def test_the_token_store_is_private_and_refuses_loose_permissions(tmp_path):

@@ -3,8 +3,9 @@
 Every call is ``POST /api/<endpoint>`` with the token in the ``Authorization`` header. The
 client paces each (token, endpoint) pair on its own: the server meters every user separately,
 so one account waiting out its limit never holds back another. Idempotent calls are retried on
-5xx, timeouts and dropped connections; a non-idempotent call (``notes/create``) that fails in
-transit raises :class:`Ambiguous` instead, because the server may have applied it.
+5xx, timeouts, dropped connections and answers cut off mid-body; a non-idempotent call
+(``notes/create``, ``admin/accounts/create``) whose answer was not seen raises
+:class:`Ambiguous` instead, because the server may have applied it.
 
 Tokens never reach logs or exceptions: errors name the endpoint and an owner label only.
 """
@@ -15,8 +16,10 @@ import hashlib
 import logging
 import random
 import re
+import statistics
 import threading
 import time
+from collections import Counter, defaultdict, deque
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,30 +56,104 @@ def fingerprint(token: str | None) -> str:
 
 
 class Pacer:
-    """When each (token, endpoint) may call next, learned from the server's answers."""
+    """When each (token, endpoint) may call next, learned from the server's answers.
+
+    Sharkey meters with leaky buckets and says so on every answer (``X-RateLimit-Remaining``):
+    when a bucket is full we wait one drain interval. Misskey sends no such header and meters
+    with sliding windows that count refused calls too, so knocking on a closed window keeps it
+    closed: there (``windowed``, decided by the first answer) we log our own attempts per
+    (token, endpoint) and, once the server has refused an endpoint, wait until each of its
+    windows has room: those a 429 teaches (``info.total`` calls per the span its ``resetMs``
+    implies) and the table's (the only source where a 429 says nothing, as sign-in's does).
+    """
+
+    LOG = 1024  # attempts remembered per (token, endpoint): more than any window's max
 
     def __init__(self, limits: Mapping[str, Limit] = SHARKEY_LIMITS):
         self._next: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         self.limits = limits
+        self.windowed: bool | None = None
+        self._attempts: dict[tuple[str, str], deque] = {}
+        self._learned: dict[str, dict[int, float]] = defaultdict(dict)  # endpoint: {max: s}
+        self._latency: dict[str, deque] = defaultdict(lambda: deque(maxlen=self.LOG))
+        self.refused: Counter = Counter()  # 429s per endpoint: also which ones are limited
+
+    def windows(self, endpoint: str) -> dict[int, float]:
+        """{max calls: seconds} that bind ``endpoint`` on a sliding-window server."""
+        out = dict(self._learned.get(endpoint, {}))
+        limit = self.limits.get(endpoint) if self.refused[endpoint] else None
+        if limit is not None:
+            out[limit.max] = max(out.get(limit.max, 0.0), limit.duration_ms / 1000)
+            if limit.min_interval_ms:
+                out[1] = max(out.get(1, 0.0), limit.min_interval_ms / 1000)
+        return out
 
     def wait_for(self, token: str | None, endpoint: str) -> float:
+        key = (fingerprint(token), endpoint)
         with self._lock:
-            return max(0.0, self._next.get((fingerprint(token), endpoint), 0.0)
-                       - time.monotonic())
+            until = self._next.get(key, 0.0) - time.monotonic()
+            log = self._attempts.get(key)
+            if self.windowed and log:
+                now = time.time()
+                for calls, seconds in self.windows(endpoint).items():
+                    if len(log) >= calls:  # margin: the server logs a call after we send it
+                        until = max(until, log[-calls] + seconds * 1.01 + 0.02 - now)
+            return max(0.0, until)
+
+    def attempt(self, token: str | None, endpoint: str) -> None:
+        """A call is about to be sent: a sliding window will count it, answered or not."""
+        key = (fingerprint(token), endpoint)
+        with self._lock:
+            self._attempts.setdefault(key, deque(maxlen=self.LOG)).append(time.time())
 
     def hold(self, token: str | None, endpoint: str, seconds: float) -> None:
         key = (fingerprint(token), endpoint)
         with self._lock:
             self._next[key] = max(self._next.get(key, 0.0), time.monotonic() + seconds)
 
-    def observe(self, token: str | None, endpoint: str, response: requests.Response) -> None:
-        """A response said the bucket is full: wait one drain interval before the next call."""
+    def observe(self, token: str | None, endpoint: str, response: requests.Response,
+                seconds: float) -> None:
+        """An answer: its latency, which kind of limiter the server has, and whether a
+        bucket is full (then wait one drain interval before the next call)."""
         remaining = response.headers.get("X-RateLimit-Remaining")
+        with self._lock:
+            if response.status_code < 300:
+                self._latency[endpoint].append(seconds)
+            if self.windowed is None and response.status_code != 429:
+                self.windowed = remaining is None
         if remaining is not None and remaining.strip() == "0":
             interval = limit_for(endpoint, self.limits).interval_s
             clear = _float(response.headers.get("X-RateLimit-Clear"))
             self.hold(token, endpoint, min(interval, clear) if clear is not None else interval)
+
+    def refuse(self, token: str | None, endpoint: str, response: requests.Response,
+               body: object) -> float:
+        """A 429: learn the window it reveals and hold the (token, endpoint) until it has
+        room. Returns the seconds to wait."""
+        key = (fingerprint(token), endpoint)
+        info = body.get("error", {}).get("info") if isinstance(body, dict) else None
+        seconds = retry_in(response, body)
+        with self._lock:
+            self.refused[endpoint] += 1
+            log = self._attempts.get(key) or deque()
+            total, reset_ms = (info.get("total"), info.get("resetMs")) \
+                if isinstance(info, dict) else (None, None)
+            if isinstance(total, int) and total > 0 and isinstance(reset_ms, (int, float)) \
+                    and reset_ms > 1e12 and len(log) > total:
+                # The window held `total` calls before this one; the oldest leaves at resetMs.
+                span = reset_ms / 1000 - log[-total - 1]
+                learned = self._learned[endpoint]
+                learned[total] = max(learned.get(total, 0.0), span)
+        if self.windowed:
+            seconds = max(seconds, self.wait_for(token, endpoint))
+        self.hold(token, endpoint, seconds)
+        return seconds
+
+    def latency(self) -> dict[str, float]:
+        """The median seconds the server took to answer each endpoint."""
+        with self._lock:
+            return {e: statistics.median(v) for e, v in self._latency.items() if v}
 
 
 def _float(value: str | None) -> float | None:
@@ -148,6 +225,8 @@ class SharkeyClient:
                 time.sleep(pause)
             try:
                 self.calls += 1
+                self.pacer.attempt(token, endpoint)
+                sent_at = time.monotonic()
                 if files is not None:
                     response = self.session.post(url, files=files, data=fields or {},
                                                  headers=headers, timeout=self.timeout,
@@ -158,7 +237,8 @@ class SharkeyClient:
             except requests.exceptions.SSLError:
                 raise Unreachable(endpoint, f"TLS verification failed for {self.server}"
                                   ) from None
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except LOST_ANSWER as exc:
+                # Cut off mid-body (ChunkedEncodingError: IncompleteRead), dropped, timed out.
                 sent = not isinstance(exc, requests.exceptions.ConnectTimeout) and \
                     "NewConnectionError" not in repr(exc)
                 if sent and not idempotent:
@@ -169,17 +249,25 @@ class SharkeyClient:
                                       f"{failures} tries ({type(exc).__name__})") from None
                 self._backoff(endpoint, failures, type(exc).__name__)
                 continue
-            self.pacer.observe(token, endpoint, response)
+            self.pacer.observe(token, endpoint, response, time.monotonic() - sent_at)
             if response.status_code == 204:
                 return None
             parsed = _json(response)
             if response.status_code < 300:
+                if parsed is None:  # a 200 whose body does not parse: the answer is lost
+                    if not idempotent:
+                        raise Ambiguous(endpoint, "HTTP 200 with an unreadable body")
+                    failures += 1
+                    if failures <= self.max_retries:
+                        self._backoff(endpoint, failures, "unreadable body")
+                        continue
+                    raise ServerError(endpoint, response.status_code, None,
+                                      "answers with an unreadable body")
                 return parsed
             error = error_from_body(endpoint, response.status_code, parsed)
             _redact(error, token, self._admin_token)
             if response.status_code == 429:
-                seconds = retry_in(response, parsed)
-                self.pacer.hold(token, endpoint, seconds)
+                seconds = self.pacer.refuse(token, endpoint, response, parsed)
                 if not wait:
                     raise RateLimited(endpoint, seconds) from None
                 continue
@@ -196,6 +284,11 @@ class SharkeyClient:
         wait = min(30.0, self.backoff * 2 ** (failures - 1)) * (1 + random.random() / 4)
         log.warning(f"{endpoint}: {why}; retry {failures}/{self.max_retries} in {wait:.2f}s")
         time.sleep(wait)
+
+
+LOST_ANSWER = (requests.ConnectionError, requests.Timeout,
+               requests.exceptions.ChunkedEncodingError,
+               requests.exceptions.ContentDecodingError)
 
 
 def _json(response: requests.Response) -> object:

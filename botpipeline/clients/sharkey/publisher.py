@@ -1,14 +1,24 @@
 """Publish a plan (transforms/sharkey/plan.py) to a Sharkey server, resumably.
 
 Every object becomes one task (scheduler.py) whose success is written to the ledger at once.
-Re-running skips what the ledger holds, and repairs the one gap a crash can leave: a note the
-server created whose id never reached the ledger. Each account posts one note at a time, so
-there is at most one such note per account; before posting again, the publisher looks at the
-account's newest notes on the server and adopts a match instead of posting a duplicate.
+Re-running skips what the ledger holds. Every call whose answer was not seen (a crash, a
+timeout, a dropped connection, an answer cut off mid-body, a 5xx after the server may have
+acted) is settled against the server before it is tried again, so nothing exists twice:
+
+- notes, replies, quotes and renotes: the account's notes on the server (replies and renotes
+  included, paged back over its whole history) are matched with the planned notes not yet in
+  the ledger by content (text, reply target, renote target, files) and adopted; only what is
+  not there is posted. This runs for every account before a resumed publish posts anything,
+  and after each lost answer;
+- accounts: ``users/show`` says whether the account exists; if it does and its token is not
+  in the store, the publisher signs in with the password it stored before creating it
+  (``signin-flow``, paced by its per-IP limit). Only a password changed on the server stops
+  an account (``TOKEN_LOST``, naming what to do);
+- follows and reactions: the server refuses a repeat (ALREADY_FOLLOWING / ALREADY_REACTED,
+  counted as done); uploads are de-duplicated by md5; profile updates are idempotent.
+
 Each account posts its ready notes in dataset order; a reply waits only for its parent.
-Follows and reactions are safe to repeat (ALREADY_FOLLOWING / ALREADY_REACTED mean done),
-drive uploads are de-duplicated by md5, and a username that already exists is adopted if the
-token store holds its token.
+Accounts are created ``create_workers`` at a time (account creation is slow on real servers).
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import polars as pl
 
 from botpipeline.clients.sharkey.client import SharkeyClient
 from botpipeline.clients.sharkey.errors import (Ambiguous, AlreadyDone, AuthenticationError,
-                                                DuplicateUsername, PermissionDenied,
+                                                DuplicateUsername, NotFound, PermissionDenied,
                                                 RateLimited, SharkeyError, Unreachable)
 from botpipeline.clients.sharkey.limits import limit_for, lower_bound_seconds
 from botpipeline.clients.sharkey.scheduler import (Abort, Outcome, Retry, Task, TaskFailed,
@@ -41,6 +51,7 @@ PARTS = {"accounts": ("account",), "profiles": ("avatar", "banner", "profile"),
          "reactions": ("reaction",)}
 LEDGER_KIND = {"renote": "note"}
 AMBIGUOUS_RETRIES = 8
+PAGE = 100  # users/notes' largest page
 
 
 @dataclass
@@ -50,6 +61,8 @@ class PublishReport:
     before: Counter = field(default_factory=Counter)      # already in the ledger at start
     reconciled: Counter = field(default_factory=Counter)  # adopted instead of re-created
     lower_bound: dict = field(default_factory=dict)
+    signins: int = 0                                      # tokens recovered by signing in
+    rate_limited: Counter = field(default_factory=Counter)  # 429s per endpoint
 
     def failed(self, kind: str) -> list[Task]:
         return [t for t in self.outcome.failed + self.outcome.blocked if t.kind == kind]
@@ -66,9 +79,14 @@ class PublishReport:
 class Publisher:
     def __init__(self, plan: Plan, client: SharkeyClient, ledger: Ledger, tokens: TokenStore,
                  *, visibility: str = "public", mark_as_bot: bool = False,
-                 logger: logging.Logger | None = None):
+                 create_workers: int = 8, logger: logging.Logger | None = None):
+        if create_workers < 1:
+            raise ValueError("create_workers must be at least 1")
         self.plan, self.client, self.ledger, self.tokens = plan, client, ledger, tokens
         self.visibility, self.mark_as_bot = visibility, mark_as_bot
+        self.create_workers = create_workers
+        self.signins = 0
+        self._on_server: set[str] = set()  # usernames seen to exist (skip re-creating them)
         self.log = logger or log
         self._ids = ledger.done()
         self._lock = threading.Lock()
@@ -112,13 +130,18 @@ class Publisher:
 
     def _create_account(self, row: dict) -> None:
         username = row["username"]
+        if username in self._on_server:  # a sign-in that waited for its rate limit
+            return self._adopt_account(row)
         password = self.tokens.password_for(username, lambda: secrets.token_urlsafe(24))
         for _ in range(AMBIGUOUS_RETRIES):
             try:
                 user = self.client.call("admin/accounts/create",
                                         {"username": username, "password": password}, wait=False)
             except Ambiguous:
-                continue  # if it went through, the next try says the name is taken
+                # The answer was lost; the server may have created it. Look before retrying.
+                if self._exists(username):
+                    return self._adopt_account(row)
+                continue
             except DuplicateUsername:
                 return self._adopt_account(row)
             except (AuthenticationError, PermissionDenied) as exc:
@@ -132,22 +155,68 @@ class Publisher:
         raise TaskFailed("SERVER_ERROR", f"admin/accounts/create for @{username} failed "
                          f"{AMBIGUOUS_RETRIES} times in transit")
 
+    def _exists(self, username: str) -> bool:
+        try:
+            self.client.call("users/show", {"username": username, "host": None})
+        except NotFound:
+            return False
+        return True
+
     def _adopt_account(self, row: dict) -> None:
+        """The username exists on the server: ours if the stored token, or a sign-in with the
+        stored password, reaches the same account."""
         username = row["username"]
         existing = self.client.call("users/show", {"username": username, "host": None})
+        with self._lock:
+            self._on_server.add(username)
         token = self.tokens.token(username)
+        me = None
+        if token:
+            try:
+                me = self.client.call("i", {}, token=token)
+            except AuthenticationError:
+                token = None  # revoked or from another server: sign in again
         if not token:
-            raise TaskFailed("TOKEN_LOST", f"@{username} already exists on {self.client.server} "
-                             f"but {self.tokens.path} has no token for it (a crash right after "
-                             f"creating it, or a name someone else owns); see README "
-                             f"'Lost account tokens'")
-        me = self.client.call("i", {}, token=token)
+            token = self._sign_in(username)
+            me = self.client.call("i", {}, token=token)
         if me.get("id") != existing.get("id"):
             raise TaskFailed("TOKEN_MISMATCH", f"the stored token for @{username} belongs to "
                              f"another account")
+        self.tokens.put(username, token=token, user_id=existing["id"])
         self.reconciled["account"] += 1
         self._record("account", row["user_id"], row["user_id"], existing["id"],
                      {"username": username, "adopted": True})
+
+    def _sign_in(self, username: str) -> str:
+        """The account's token from ``signin-flow`` with the password stored before it was
+        created (a crash lost the token the create answer carried)."""
+        password = self.tokens.entry(username).get("password")
+        store = self.tokens.path
+        if not password:
+            raise TaskFailed("USERNAME_TAKEN", f"@{username} exists on {self.client.server} but "
+                             f"{store} holds no password for it: this publisher did not create "
+                             f"it. Choose another username_prefix, or put the account's token "
+                             f"into {store} as \"token\" under \"{username.lower()}\".")
+        try:
+            answer = self.client.call("signin-flow", {"username": username,
+                                                      "password": password},
+                                      token="", wait=False)
+        except (PermissionDenied, AuthenticationError, NotFound):
+            raise TaskFailed("TOKEN_LOST", f"@{username} exists on {self.client.server} but "
+                             f"signing in with the password in {store} was refused: the "
+                             f"password was changed on the server. An admin can reset it "
+                             f"(control panel > Users > @{username} > Reset password); put the "
+                             f"new password into {store} as \"password\" under "
+                             f"\"{username.lower()}\" and publish again.") from None
+        if not isinstance(answer, dict) or not answer.get("i"):
+            step = answer.get("next") if isinstance(answer, dict) else None
+            raise TaskFailed("TOKEN_LOST", f"signing in as @{username} needs a further step "
+                             f"({step or 'unknown'}: two-factor or captcha); turn it off for "
+                             f"the account, or put its token into {store}, and publish again.")
+        with self._lock:
+            self.signins += 1
+        self.log.info(f"@{username}: token recovered by signing in")
+        return answer["i"]
 
     def _upload(self, row: dict, which: str) -> None:
         draw = avatar_png if which == "avatar" else banner_png
@@ -195,30 +264,38 @@ class Publisher:
                      {"created_at": created.get("createdAt")})
 
     def _reconcile(self, user_id: str) -> None:
-        """Adopt notes the server has for this account that the ledger lacks."""
-        server_user = self._id("account", user_id)
-        body = {"userId": server_user, "limit": 100}
-        since = self.ledger.last_note_id(user_id)
-        if since:
-            body["sinceId"] = since
-        found = self.client.call("users/notes", body, token=self._token(user_id))
+        """Adopt notes the server has for this account that the ledger lacks.
+
+        Unrecorded notes can lie anywhere in the account's history (an older crash, behind
+        notes recorded since), so every page is read (``untilId``, newest first), replies and
+        renotes included; the account is ours, so all of its notes came from this publisher."""
+        server_user, token = self._id("account", user_id), self._token(user_id)
         with self._lock:
             known = {v for (k, _), v in self._ids.items() if k == "note"}
-        for note in sorted(found or [], key=lambda n: n["id"]):
-            if note["id"] in known:
+        unknown, until = [], None
+        while True:
+            body = {"userId": server_user, "limit": PAGE, "withReplies": True,
+                    "withRenotes": True}
+            if until:
+                body["untilId"] = until
+            page = self.client.call("users/notes", body, token=token) or []
+            unknown += [n for n in page if n["id"] not in known]
+            if len(page) < PAGE:
+                break
+            until = min(n["id"] for n in page)
+        pending = [row for row in self._pending_notes[user_id]
+                   if not self._id("note", row["note_key"])]
+        for note in sorted(unknown, key=lambda n: n["id"]):  # oldest first, as posted
+            match = next((row for row in pending if _same_note(note, self._note_body(row))),
+                         None)
+            if match is None:
                 continue
-            for row in self._pending_notes[user_id]:
-                if self._id("note", row["note_key"]):
-                    continue
-                body = self._note_body(row)
-                if ((note.get("text") or "").strip() == (body.get("text") or "").strip()
-                        and note.get("replyId") == body.get("replyId")
-                        and note.get("renoteId") == body.get("renoteId")):
-                    kind = "renote" if row["source"] == "viral" else "note"
-                    self._record(kind, row["note_key"], user_id, note["id"],
-                                 {"created_at": note.get("createdAt"), "adopted": True})
-                    self.reconciled[kind] += 1
-                    break
+            pending.remove(match)
+            kind = "renote" if match["source"] == "viral" else "note"
+            self._record(kind, match["note_key"], user_id, note["id"],
+                         {"created_at": note.get("createdAt"), "adopted": True})
+            with self._lock:
+                self.reconciled[kind] += 1
 
     def _follow(self, follower: str, followee: str) -> None:
         target = self._id("account", followee)
@@ -276,6 +353,7 @@ class Publisher:
             accounts[user] = add("account", user, ADMIN, "admin/accounts/create",
                                  creation_order[user], self._create_account, row,
                                  selected="accounts" in parts)
+            accounts[user].slot = creation_order[user] % self.create_workers
         if "profiles" in parts:
             for user, row in self._accounts.items():
                 avatar = add("avatar", user, user, "drive/files/create", 0, self._upload, row,
@@ -322,6 +400,15 @@ class Publisher:
                     deps=[accounts[user], registry.get(("note", note_key))])
         return tasks
 
+    def lower_bound(self) -> dict:
+        """The least time the server allows for the calls left at the start: its limits (of
+        the kind its answers showed) and, once it has answered, its median latency per
+        endpoint with ``create_workers`` accounts created at once."""
+        pacer = self.client.pacer
+        return lower_bound_seconds(self._calls, limits=pacer.limits,
+                                   windowed=bool(pacer.windowed), latency=pacer.latency(),
+                                   create_workers=self.create_workers)
+
     def publish(self, parts: set[str], workers: int = 16, dry_run: bool = False
                 ) -> PublishReport:
         """Publish the selected parts; ``dry_run`` stops after planning the calls."""
@@ -334,7 +421,8 @@ class Publisher:
         for t in real:
             if t.state == "pending":
                 calls[(t.owner, t.endpoint)] += 1
-        report.lower_bound = lower_bound_seconds(calls, limits=self.client.pacer.limits)
+        self._calls = calls
+        report.lower_bound = self.lower_bound()
         if dry_run:
             return report
         self.ledger.start_session(sorted(parts))
@@ -343,14 +431,27 @@ class Publisher:
                                   for k in sorted(report.planned))
                       + f"; the server's rate limits allow it in "
                         f"{report.lower_bound['seconds']:.1f}s at best")
-        limits = self.client.pacer.limits
+        pacer = self.client.pacer
         report.outcome = run_tasks(
             tasks, workers=workers, logger=self.log,
-            need=lambda lane, n: limit_for(lane[1], limits).min_seconds(n))
+            need=lambda lane, n: limit_for(lane[1], pacer.limits).min_seconds(
+                n, bool(pacer.windowed)))
         report.outcome.done.pop("reconcile", None)
         report.reconciled = self.reconciled
+        report.signins = self.signins
+        report.rate_limited = Counter(pacer.refused)
+        report.lower_bound = self.lower_bound()  # now with the server's measured latency
         for task in report.outcome.failed + report.outcome.blocked:
             if task.kind != "reconcile":
                 self.ledger.fail(LEDGER_KIND.get(task.kind, task.kind), task.key, task.owner,
                                  task.code or "BLOCKED", task.error or "")
         return report
+
+
+def _same_note(note: dict, body: dict) -> bool:
+    """A server note is the planned one: same text (servers trim it), reply and renote
+    targets, and files."""
+    return ((note.get("text") or "").strip() == (body.get("text") or "").strip()
+            and note.get("replyId") == body.get("replyId")
+            and note.get("renoteId") == body.get("renoteId")
+            and sorted(note.get("fileIds") or []) == sorted(body.get("fileIds") or []))

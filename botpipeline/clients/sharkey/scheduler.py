@@ -1,7 +1,8 @@
 """Run many API calls concurrently under per-user rate limits and dependencies.
 
-Each task belongs to a *lane*: one token and one endpoint, the unit the server meters. A lane
-has at most one call in flight and runs its ready tasks in ``order``; different lanes run in
+Each task belongs to a *lane*: one token and one endpoint, the unit the server meters (a
+``slot`` splits one into several lanes where the server allows calls at once, e.g. account
+creation, which is slow but unmetered on Misskey). A lane has at most one call in flight and runs its ready tasks in ``order``; different lanes run in
 parallel on a thread pool. Where rate limits bind, the lanes that need longest are the
 bottleneck: ``need(lane, calls)`` estimates that, every task inherits the largest need among
 the tasks waiting on it (its *urgency*), and free workers go to the most urgent work first, so
@@ -57,6 +58,7 @@ class Task:
     run: Callable[[], None]
     deps: list["Task"] = field(default_factory=list)
     urgency: float = 0.0
+    slot: int = 0
     state: str = "pending"          # pending, done, failed, blocked
     error: str | None = None
     code: str | None = None
@@ -64,8 +66,8 @@ class Task:
     _dependents: list["Task"] = field(default_factory=list)
 
     @property
-    def lane(self) -> tuple[str, str]:
-        return (self.owner, self.endpoint)
+    def lane(self) -> tuple[str, str, int]:
+        return (self.owner, self.endpoint, self.slot)
 
 
 @dataclass
