@@ -35,6 +35,7 @@ import secrets
 import signal
 import socket
 import string
+import sys
 import threading
 import time
 import unicodedata
@@ -632,6 +633,11 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     owner: MisskeyTestServer
     stopped = False
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], OSError):  # a client killed mid-request: expected
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
