@@ -252,6 +252,84 @@ def test_aidx_ids_and_users_notes_paging(server, alice):
     assert [n["id"] for n in server.notes()] == ids
 
 
+def test_users_notes_hides_replies_unless_asked_and_renotes_can_repeat(server, alice):
+    user, token = alice
+    root = call(server, "notes/create", token, text="root").json()["createdNote"]
+    reply = call(server, "notes/create", token, text="re", replyId=root["id"]).json()["createdNote"]
+    renotes = [call(server, "notes/create", token, renoteId=root["id"]).json()["createdNote"]
+               for _ in range(2)]  # the same renote twice: a real Misskey accepts both
+    assert renotes[0]["id"] != renotes[1]["id"]
+    listed = [n["id"] for n in call(server, "users/notes", userId=user["id"]).json()]
+    assert reply["id"] not in listed and root["id"] in listed and renotes[0]["id"] in listed
+    listed = [n["id"] for n in call(server, "users/notes", userId=user["id"], withReplies=True,
+                                    withRenotes=False).json()]
+    assert listed == [reply["id"], root["id"]]
+
+
+def test_signin_flow_returns_the_accounts_own_token(server, alice):
+    user, token = alice
+    r = call(server, "signin-flow", username="ALICE", password="pw")
+    assert r.status_code == 200 and r.json() == {"finished": True, "id": user["id"], "i": token}
+    assert call(server, "signin-flow", username="alice").json() == {"finished": False,
+                                                                   "next": "password"}
+    r = call(server, "signin-flow", username="alice", password="wrong")
+    assert r.status_code == 403 and r.json() == {"error": {"id": "932c904e-9460-45b7-9ce6-7ed33be7eb2c"}}
+    r = call(server, "signin-flow", username="nobody", password="pw")
+    assert r.status_code == 404 and set(error(r)) == {"id"}
+    server.change_password("alice", "new")
+    assert call(server, "signin-flow", username="alice", password="pw").status_code == 403
+    assert call(server, "signin-flow", username="alice", password="new").json()["i"] == token
+
+
+def test_misskey_signin_is_limited_per_ip_and_answers_without_info():
+    with MisskeyTestServer(flavor="misskey", limits={"signin-flow": (3, 60_000, 200)}) as server:
+        make_user(server, "alice")
+        first = call(server, "signin-flow", username="alice", password="pw")
+        assert first.status_code == 200
+        r = call(server, "signin-flow", username="alice", password="pw")  # under 200 ms
+        assert r.status_code == 429 and error(r)["code"] == "TOO_MANY_AUTHENTICATION_FAILURES"
+        assert "info" not in error(r) and "Retry-After" not in r.headers
+        time.sleep(0.25)
+        assert call(server, "signin-flow", username="alice", password="pw").status_code == 200
+        time.sleep(0.25)  # 3 attempts in the window, the refused one included: closed
+        assert call(server, "signin-flow", username="alice", password="pw").status_code == 429
+
+
+def test_misskey_sliding_window_counts_refused_calls():
+    with MisskeyTestServer(flavor="misskey", limits={"i/update": (2, 500)}) as server:
+        _, token = make_user(server, "alice")
+        assert [call(server, "i/update", token, name="a").status_code for _ in range(2)] == [200, 200]
+        r = call(server, "i/update", token, name="a")
+        info = error(r)["info"]
+        assert r.status_code == 429 and info["total"] == 2 and info["remaining"] == 0
+        assert not any(h.startswith("X-RateLimit") for h in r.headers)
+        # Knocking every 100 ms keeps the window closed: each refusal is logged too.
+        for _ in range(8):
+            time.sleep(0.1)
+            assert call(server, "i/update", token, name="a").status_code == 429
+        time.sleep(0.55)  # a quiet window: open again
+        assert call(server, "i/update", token, name="a").status_code == 200
+        # Misskey leaves users/show, notes/show and reactions unlimited.
+        assert all(call(server, "users/show", token, username="alice").status_code == 200
+                   for _ in range(20))
+
+
+def test_latency_overlaps_like_a_real_server():
+    with MisskeyTestServer(rate_limit_scale=0, latency={"admin/accounts/create": 0.3}) as server:
+        def create(i):
+            make_user(server, f"slow{i}")
+        start = time.monotonic()
+        threads = [threading.Thread(target=create, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert 0.3 <= time.monotonic() - start < 1.2  # concurrent, not 6 x 0.3 s
+        start = time.monotonic()
+        call(server, "meta")
+        assert time.monotonic() - start < 0.3
+
+
 def test_concurrent_posting_is_consistent(server):
     tokens = [make_user(server, f"user{i}")[1] for i in range(4)]
 
@@ -411,6 +489,18 @@ def test_fault_drop_after_and_slow_process(server, alice):
         server.faults = None
         assert call(server, "notes/create", token, session=session, text="fine").status_code == 200
     assert server.fault_counts == {"drop_after": 1, "slow": 1}
+
+
+def test_fault_cut_after_and_error500_after_process(server, alice):
+    _, token = alice
+    server.faults = FaultConfig(rate=1.0, kinds=("cut_after",), endpoints={"notes/create"})
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        call(server, "notes/create", token, text="kept")  # the body stops half-way
+    server.faults = FaultConfig(rate=1.0, kinds=("error500_after",), endpoints={"notes/create"})
+    r = call(server, "notes/create", token, text="kept too")
+    assert r.status_code == 500 and error(r)["code"] == "INTERNAL_ERROR"
+    assert [n["text"] for n in server.notes()] == ["kept", "kept too"]
+    assert server.fault_counts == {"cut_after": 1, "error500_after": 1}
 
 
 def test_faults_are_seeded(server):

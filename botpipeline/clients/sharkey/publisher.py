@@ -429,8 +429,8 @@ class Publisher:
         self.log.info(f"publishing to {self.client.server}: "
                       + ", ".join(f"{k} {report.planned[k] - report.before[k]} to do"
                                   for k in sorted(report.planned))
-                      + f"; the server's rate limits allow it in "
-                        f"{report.lower_bound['seconds']:.1f}s at best")
+                      + f"; the rate limits allow it in {report.lower_bound['seconds']:.1f}s"
+                        f" at best, plus the server's own latency")
         pacer = self.client.pacer
         report.outcome = run_tasks(
             tasks, workers=workers, logger=self.log,
@@ -441,6 +441,10 @@ class Publisher:
         report.signins = self.signins
         report.rate_limited = Counter(pacer.refused)
         report.lower_bound = self.lower_bound()  # now with the server's measured latency
+        self.log.info(f"published in {report.outcome.seconds:.1f}s; the server's limits and "
+                      f"its measured latency allow {report.lower_bound['seconds']:.1f}s at best"
+                      f"; {sum(report.rate_limited.values())} calls refused (429), "
+                      f"{report.signins} tokens recovered by signing in")
         for task in report.outcome.failed + report.outcome.blocked:
             if task.kind != "reconcile":
                 self.ledger.fail(LEDGER_KIND.get(task.kind, task.kind), task.key, task.owner,

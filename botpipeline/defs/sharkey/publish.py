@@ -46,6 +46,8 @@ COUNTS, FOLLOWING, THREADING = ("notes_count_matches_ledger", "following_count_m
 class PublishConfig(dg.Config):
     workers: int = 16
     """Concurrent calls (each account and endpoint still has one call in flight at most)."""
+    create_workers: int = 8
+    """Accounts created at once (a real server takes about a second for each)."""
     dry_run: bool = False
     """Plan the calls against the ledger and report them; call nothing."""
     verify_sample: int = 50
@@ -88,7 +90,8 @@ def sharkey_publication(context: dg.AssetExecutionContext, config: PublishConfig
     ledger = Ledger(ledger_path(warehouse, client.server, run_id), client.server, run_id)
     try:
         publisher = Publisher(plan, client, ledger, tokens, visibility=config.visibility,
-                              mark_as_bot=config.mark_as_bot, logger=context.log)
+                              mark_as_bot=config.mark_as_bot,
+                              create_workers=config.create_workers, logger=context.log)
         if config.dry_run:
             report = publisher.publish(parts, workers=config.workers, dry_run=True)
             context.log.info(f"dry run, nothing called: {report.summary()}; lower bound "
@@ -118,7 +121,11 @@ def _materializations(report: PublishReport, parts: set[str], tables: dict):
     seconds, bound = report.outcome.seconds, report.lower_bound["seconds"]
     common = {"wall_seconds": round(seconds, 2), "lower_bound_seconds": round(bound, 2),
               "wall_over_bound": round(seconds / bound, 3) if bound else None,
-              "rate_limit_waits": report.outcome.waits}
+              "server_latency_seconds": {e: round(v, 4) for e, v in
+                                         report.lower_bound["latency_seconds"].items()},
+              "rate_limit_waits": report.outcome.waits,
+              "refused_429": dict(report.rate_limited),
+              "tokens_recovered_by_signin": report.signins}
     plot = png_metadata(publish_timeline(report.outcome.timeline, bound)) \
         if report.outcome.timeline else None
     rows = {"accounts": ("accounts", "server_user_id"), "profiles": ("accounts",

@@ -36,8 +36,9 @@ class SharkeyResource(dg.ConfigurableResource):
                              "dropped connections (exponential backoff from 0.25 s).")
     rate_limits: dict[str, list[float]] = Field(
         default_factory=dict, description="Per-endpoint limits the server applies, "
-        "{endpoint: [max, duration_ms]}, '*' for the default; empty: Sharkey 2024.11's. "
-        "Used for pacing and for the lower bound reported after a publish.")
+        "{endpoint: [max, duration_ms(, min_interval_ms)]}, '*' for the default; empty: "
+        "Sharkey 2024.11's (Misskey's match where Misskey has a limit). Used for pacing and for "
+        "the lower bound reported after a publish.")
 
     def __repr__(self) -> str:  # never show the token
         return f"SharkeyResource(url={self._url()!r})"
@@ -53,7 +54,8 @@ class SharkeyResource(dg.ConfigurableResource):
 
     def limits(self) -> dict[str, Limit]:
         table = dict(SHARKEY_LIMITS)
-        table.update({k: Limit(int(v[0]), float(v[1])) for k, v in self.rate_limits.items()})
+        table.update({k: Limit(int(v[0]), float(v[1]), float(v[2]) if len(v) > 2 else 0.0)
+                      for k, v in self.rate_limits.items()})
         return table
 
     def client(self) -> SharkeyClient:
