@@ -1,53 +1,52 @@
-"""Benchmark: how well the learned bot model ranks labelled accounts, beside the baselines.
+"""Benchmark: which bot model transfers to label sets it never saw, beside the baselines.
 
-    python benchmarks/bot_model_quality.py [--labels ../shared/data/labeled_twibot22_sample]
-        [--folds 5] [--repeats 6] [--trees 400] [--judge-on data --judge-set generated_sample]
+    python benchmarks/bot_model_quality.py --data data        # after botpipeline run
+        [--labels ../shared/data/labeled_twibot22_sample] [--folds 5] [--repeats 3]
+        [--trees 200] [--candidates ensemble logistic ...]
 
-The label set (default: the 1,000 TwiBot-22 profiles, 146 bots) goes through the project's
-own path: read as a label set, profile features by the feature frame's SQL, the 13-signal total
-and the rule filter by the daily SQL with default settings. Then, on the same repeated
-stratified folds:
-  learned model    botpipeline.models.bot_classifier (calibrated extra-trees + boosting vote)
-  logistic, same   logistic regression on the same features, log-scaled
-  logistic, 6 log  logistic regression on six profile counts and flags, log-scaled
-  logistic, 6 raw  the same six, raw (the "simple logistic regression" of the issue)
-  13-signal total  the heuristic score (no training: judged on the same test folds)
-  rule filter      seed 004's rules, as a 0/1 score
-With ``--judge-on DATA_DIR`` (a data directory the pipeline has run on, e.g. after
-``botpipeline run``), every contender is then trained on the whole label set and judged on
-another set there (``--judge-set``), whose accounts have their newest feature rows.
-It prints the mean ROC AUC and PR AUC over the folds with their spread, the learned model's
-paired gain over each baseline (mean, a 95% interval over folds, and how many folds it wins),
-the AUC of each shuffle's pooled out-of-fold probabilities (the model asset's convention),
-the learned model's time per fit and the run's peak memory.
+Origins: every label set of ``--data`` (a data directory the pipeline has run on, so its
+sets' accounts have their newest feature rows, e.g. ``generated_sample``), plus each
+``--labels`` folder (default: the 1,000 TwiBot-22 profiles, 146 bots), read through the
+project's own path (label set, feature frame SQL, model features; the 13-signal total and the
+rule filter by the daily SQL with default settings). Each origin needs enough bots and humans
+to cross-validate.
+
+For every contender of botpipeline/models/bot_classifier.py (models.bot_classifier.CANDIDATES)
+it prints, through the same code the model asset runs (``evaluate_candidates``):
+  in-domain        ROC AUC of ``--folds``-fold CV within each origin, mean of ``--repeats``
+  left out         ROC AUC on each origin of the contender trained on all the others
+                   (with two origins: A -> B and B -> A)
+  worst            the worst left-out AUC, which picks the default (``select``: the best
+                   worst case among contenders within 0.02 of the best in-domain AUC)
+beside the untrained heuristics on each origin, and whether the default is at least the
+same-feature logistic regression in every direction. Then the chosen contender is trained
+as the asset trains it (on each origin alone, and on all of them as one union), with the
+threshold chosen for the best worst-origin F1, and its precision and recall on each origin at
+that threshold; and the time per fit and the run's peak memory.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import sys
 import tempfile
-import resource
 import time
 from pathlib import Path
 
-import numpy as np
-
-HANDFUL = ("followers_count", "following_count", "post_count", "listed_count", "age_days",
-           "verified")
-
 
 def labelled_frame(data_dir: Path, name: str):
-    """A label set as the model asset trains on it (model features, ``is_bot``), with the
-    heuristics' verdicts."""
+    """A label set as the model asset trains on it (model features, ``is_bot``, ``origin``),
+    with the heuristics' verdicts."""
     from botpipeline.defs.models.bot_classifier import training_rows
     from botpipeline.defs.models.labelled_accounts import load
     from botpipeline.defs.resources import Warehouse
 
     warehouse = Warehouse(data_dir=str(data_dir))
     with warehouse.get_connection() as con:
+        warehouse.lake.register_views(con)
         labelled = load(warehouse, con, name)
     return training_rows(labelled).with_columns(
         labelled.frame.select("total_score", "rule_flag"))
@@ -62,117 +61,120 @@ def heuristics(frame) -> dict:
                                  ("rule filter", "rule_flag"))}
 
 
+def load_origins(data: Path | None, extra: list[Path]) -> dict:
+    from botpipeline.defs.models.bot_classifier import judgeable
+    from botpipeline.defs.models.labelled_accounts import available
+    from botpipeline.defs.resources import Warehouse
+
+    origins = {}
+    if data is not None:
+        for name in available(Warehouse(data_dir=str(data))):
+            origins[name] = labelled_frame(data, name)
+    for folder in extra:
+        if folder.name in origins:
+            sys.exit(f"two label sets named {folder.name}")
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.copytree(folder, Path(tmp) / "incoming" / "labels" / folder.name)
+            origins[folder.name] = labelled_frame(Path(tmp), folder.name)
+    kept = {}
+    for name, frame in sorted(origins.items()):
+        if judgeable(frame, 5):
+            kept[name] = frame
+        else:
+            print(f"skipped {name}: {frame.height} accounts, {int(frame['is_bot'].sum())} bots")
+    return kept
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--labels", type=Path, default=Path(os.environ.get(
-        "BOTPIPELINE_REAL_DATA", "../shared/data")) / "labeled_twibot22_sample")
+    parser.add_argument("--data", type=Path, help="a data directory the pipeline ran on")
+    parser.add_argument("--labels", type=Path, action="append", help="a label-set folder")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=6)
-    parser.add_argument("--trees", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--trees", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--judge-on", type=Path, help="data directory holding another set")
-    parser.add_argument("--judge-set", default="generated_sample")
+    parser.add_argument("--candidates", nargs="*")
     args = parser.parse_args()
-    if not args.labels.is_dir():
-        sys.exit(f"no label set at {args.labels} (set --labels or BOTPIPELINE_REAL_DATA)")
+    labels = args.labels or [Path(os.environ.get("BOTPIPELINE_REAL_DATA", "../shared/data"))
+                             / "labeled_twibot22_sample"]
+    for folder in labels:
+        if not folder.is_dir():
+            sys.exit(f"no label set at {folder} (set --labels or BOTPIPELINE_REAL_DATA)")
 
-    from sklearn.base import clone
-    from sklearn.metrics import average_precision_score, roc_auc_score
-    from sklearn.model_selection import RepeatedStratifiedKFold
+    from botpipeline.models.bot_classifier import (BASELINE, CANDIDATES, TrainingConfig,
+                                                   evaluate_candidates, ranking_metrics,
+                                                   select, train, usable_features)
 
-    from botpipeline.models.bot_classifier import (TrainingConfig, _classifier, _logistic,
-                                                   _matrix, usable_features)
+    origins = load_origins(args.data, labels)
+    if len(origins) < 2:
+        sys.exit(f"transfer needs two origins; found {sorted(origins)} (pass --data after "
+                 f"botpipeline run, or more --labels)")
+    for name, frame in origins.items():
+        print(f"origin {name}: {frame.height} accounts, {int(frame['is_bot'].sum())} bots, "
+              f"{len(usable_features(frame))} usable features")
+    config = TrainingConfig(seed=args.seed, trees=args.trees, folds=args.folds,
+                            repeats=args.repeats)
+    timings = {}
 
-    with tempfile.TemporaryDirectory() as data_dir:
-        shutil.copytree(args.labels, Path(data_dir) / "incoming" / "labels" / "benchmark")
-        frame = labelled_frame(Path(data_dir), "benchmark")
-    y = frame["is_bot"].to_numpy()
-    features = usable_features(frame)
-    print(f"{args.labels.name}: {frame.height} accounts, {int(y.sum())} bots, "
-          f"{len(features)} usable features; {args.folds}-fold CV x {args.repeats} repeats")
+    def log(line: str) -> None:
+        print("  " + line[:160], flush=True)
 
-    config = TrainingConfig(seed=args.seed, trees=args.trees, folds=args.folds)
-    contenders = {
-        "learned model": (_classifier(config), features),
-        "logistic, same features": (_logistic(), features),
-        "logistic, 6 log-scaled": (_logistic(), HANDFUL),
-        "logistic, 6 raw": (_logistic().set_params(functiontransformer="passthrough"), HANDFUL),
-    }
-    fixed = heuristics(frame)
-    matrices = {name: _matrix(frame, columns) for name, (_, columns) in contenders.items()}
-    folds = list(RepeatedStratifiedKFold(n_splits=args.folds, n_repeats=args.repeats,
-                                         random_state=args.seed).split(np.zeros(len(y)), y))
-    scores = {name: {"roc": [], "pr": []} for name in [*contenders, *fixed]}
-    # Out-of-fold probabilities per shuffle: the AUC of the pooled folds is what the model
-    # asset reports (it also penalises score scales that differ between folds).
-    pooled = {name: np.zeros((args.repeats, len(y))) for name in contenders}
-    learned_seconds = 0.0
-    for i, (train, test) in enumerate(folds, 1):
-        for name, (model, _) in contenders.items():
-            x = matrices[name]
-            started = time.perf_counter()
-            fitted = clone(model).fit(x[train], y[train])
-            p = fitted.predict_proba(x[test])[:, 1]
-            if name == "learned model":
-                learned_seconds += time.perf_counter() - started
-            pooled[name][(i - 1) // args.folds, test] = p
-            scores[name]["roc"].append(roc_auc_score(y[test], p))
-            scores[name]["pr"].append(average_precision_score(y[test], p))
-        for name, p in fixed.items():
-            scores[name]["roc"].append(roc_auc_score(y[test], p[test]))
-            scores[name]["pr"].append(average_precision_score(y[test], p[test]))
-        print(f"  fold {i}/{len(folds)}: learned {scores['learned model']['roc'][-1]:.3f}, "
-              f"logistic same {scores['logistic, same features']['roc'][-1]:.3f}", flush=True)
+    results = {}
+    for name in args.candidates or list(CANDIDATES):
+        started = time.perf_counter()
+        results |= evaluate_candidates(origins, [name], config, log=log)
+        timings[name] = time.perf_counter() - started
+    chosen = select(results)
+    names = list(origins)
+    print(f"\nROC AUC; in-domain: {args.folds}-fold CV within the origin x {args.repeats}; "
+          f"left out: trained on the other origin(s), judged on this one")
+    header = ([f"in {o}" for o in names] + [f"-> {o}" for o in names] + ["worst", "s"])
+    w = max(8, *(len(h) for h in header))
+    print(f"{'contender':30s} " + " ".join(f"{h:>{w}s}" for h in header))
+    best_in = max(results, key=lambda n: results[n]["in_domain_mean"])
+    for name, r in results.items():
+        mark = " *" if name == chosen else (" i" if name == best_in else "")
+        cells = ([r["in_domain"][o] for o in names] + [r["transfer"][o] for o in names]
+                 + [r["worst_transfer"]])
+        print(f"{name + mark:30s} " + " ".join(f"{c:{w}.3f}" for c in cells)
+              + f" {timings[name]:{w}.0f}")
+    for name in ("13-signal total", "rule filter"):
+        cells = [ranking_metrics(f["is_bot"].to_numpy(), heuristics(f)[name])["roc_auc"]
+                 for f in origins.values()]
+        print(f"{name + ' (no training)':30s} " + " ".join(f"{c:{w}.3f}" for c in cells * 2)
+              + f" {min(cells):{w}.3f}")
+    print(f"* the default (best worst-case transfer within 0.02 of the best in-domain AUC "
+          f"on every origin); i the best in-domain mean")
+    base = results[BASELINE]
+    for o in names:
+        gain = results[chosen]["transfer"][o] - base["transfer"][o]
+        print(f"  {chosen} vs same-feature {BASELINE}, judged on {o} (left out): "
+              f"{results[chosen]['transfer'][o]:.3f} vs {base['transfer'][o]:.3f} "
+              f"({gain:+.3f}){'' if gain >= 0 else '  BELOW THE BASELINE'}")
 
-    print(f"\n{'contender':26s} {'ROC AUC':>15s} {'PR AUC':>15s}")
-    for name, s in scores.items():
-        roc, pr = np.array(s["roc"]), np.array(s["pr"])
-        print(f"{name:26s} {roc.mean():7.3f} ± {roc.std():.3f} {pr.mean():7.3f} ± {pr.std():.3f}")
-    learned = np.array(scores["learned model"]["roc"])
-    print(f"\nlearned model's ROC AUC gain, paired over the {len(folds)} folds "
-          "(mean, 95% interval of the mean, folds won):")
-    for name, s in scores.items():
-        if name == "learned model":
-            continue
-        gain = learned - np.array(s["roc"])
-        half = 1.96 * gain.std(ddof=1) / np.sqrt(len(gain))
-        print(f"  vs {name:24s} {gain.mean():+.3f}  [{gain.mean() - half:+.3f}, "
-              f"{gain.mean() + half:+.3f}]  {int((gain > 0).sum())}/{len(gain)}")
-    print("\npooled out-of-fold ROC AUC per shuffle (as the model asset reports it):")
-    for name, runs in pooled.items():
-        per_shuffle = [roc_auc_score(y, p) for p in runs]
-        print(f"  {name:24s} {np.mean(per_shuffle):.3f}  ("
-              + ", ".join(f"{v:.3f}" for v in per_shuffle) + ")")
-    won = sum(roc_auc_score(y, a) > roc_auc_score(y, b) for a, b in
-              zip(pooled["learned model"], pooled["logistic, same features"]))
-    print(f"  learned model above the same-feature logistic in {won}/{args.repeats} shuffles")
+    print(f"\n{chosen} as the model asset trains it; the threshold: best worst-origin F1 over "
+          f"held-out scores (out-of-fold on the training origins, plain scores elsewhere)")
+    import polars as pl
+    trainings = [[o] for o in names] + [names]
+    for trained_on in trainings:
+        rows = pl.concat([origins[o] for o in trained_on], how="diagonal_relaxed")
+        started = time.perf_counter()
+        model = train(rows, TrainingConfig(seed=args.seed, trees=args.trees, folds=args.folds,
+                                           candidate=chosen),
+                      judge_on={o: f for o, f in origins.items() if o not in trained_on})
+        print(f"trained on {' + '.join(trained_on)}: threshold {model.threshold:.4g}, "
+              f"{time.perf_counter() - started:.1f} s (cross-validation and fit)")
+        print(f"  {'origin':24s} {'held out':15s} {'accounts':>8s} {'bots':>5s} "
+              f"{'ROC AUC':>8s} {'left-out':>8s} {'precision':>9s} {'recall':>7s} "
+              f"{'F1':>6s}")
+        for o, m in model.metrics["per_origin"].items():
+            t = m["at_threshold"]
+            left = m.get("leave_one_origin_out_roc_auc")
+            print(f"  {o:24s} {m['held_out']:15s} {m['accounts']:8d} {m['positives']:5d} "
+                  f"{m['roc_auc']:8.3f} {left if left is not None else '':>8} "
+                  f"{t['precision']:9.3f} {t['recall']:7.3f} {t['f1']:6.3f}")
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-    print(f"\nlearned model: {learned_seconds / len(folds):.1f} s per fit+score; "
-          f"peak memory of the whole run {peak_mib:.0f} MiB")
-    if args.judge_on:
-        judge(contenders, frame, y, labelled_frame(args.judge_on, args.judge_set),
-              f"{args.judge_set} in {args.judge_on}")
-
-
-def judge(contenders, frame, y, target, where: str) -> None:
-    """Train every contender on all of ``frame``, rank the accounts of ``target``."""
-    from sklearn.base import clone
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    from botpipeline.models.bot_classifier import _matrix
-
-    truth = target["is_bot"].to_numpy()
-    print(f"\ntrained on all {frame.height}, judged on {where}: {target.height} accounts, "
-          f"{int(truth.sum())} bots")
-    print(f"{'contender':26s} {'ROC AUC':>8s} {'PR AUC':>8s}")
-    for name, (model, columns) in contenders.items():
-        p = clone(model).fit(_matrix(frame, columns), y).predict_proba(
-            _matrix(target, columns))[:, 1]
-        print(f"{name:26s} {roc_auc_score(truth, p):8.3f} "
-              f"{average_precision_score(truth, p):8.3f}")
-    for name, p in heuristics(target).items():
-        print(f"{name:26s} {roc_auc_score(truth, p):8.3f} "
-              f"{average_precision_score(truth, p):8.3f}")
+    print(f"\npeak memory of the whole run {peak_mib:.0f} MiB")
 
 
 if __name__ == "__main__":
