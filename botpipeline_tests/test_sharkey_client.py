@@ -11,7 +11,7 @@ from botpipeline.clients.sharkey.errors import (Ambiguous, AlreadyDone, Authenti
                                                 DuplicateUsername, InvalidParam, NotFound,
                                                 PermissionDenied, RateLimited, ServerError,
                                                 error_from_body)
-from botpipeline.clients.sharkey.limits import Limit
+from botpipeline.clients.sharkey.limits import SHARKEY_LIMITS, Limit, scaled
 from botpipeline.clients.sharkey.tokens import TokenStore, TokenStoreError
 from botpipeline_tests.misskey_server import FaultConfig, MisskeyTestServer
 
@@ -57,9 +57,10 @@ def test_tokens_never_appear_in_errors():
 
 
 def test_rate_limits_are_waited_out_per_token():
-    # users/show: 5 per 2 s, leaky bucket; scaled to 5 per 100 ms.
+    # users/show: 5 per 2 s, leaky bucket; scaled to 5 per 100 ms (the client is told).
     with MisskeyTestServer(rate_limit_scale=0.05) as srv:
-        client = SharkeyClient(srv.url, srv.admin_token)
+        client = SharkeyClient(srv.url, srv.admin_token,
+                               limits=scaled(SHARKEY_LIMITS, time_divisor=20))
         start = time.monotonic()
         for _ in range(12):
             assert client.call("users/show", {"username": "admin"})["username"] == "admin"

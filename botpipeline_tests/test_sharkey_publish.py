@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -230,10 +231,15 @@ def test_a_username_someone_else_owns_is_named_not_adopted(plan, tmp_path):
         taken = plan.accounts["username"][3]
         SharkeyClient(srv.url, srv.admin_token).call(
             "admin/accounts/create", {"username": taken, "password": "not-ours"})
+        # Our password for it was chosen an hour after someone else created the account.
+        store = TokenStore(tmp_path / "tokens", SharkeyClient(srv.url).server)
+        store.password_for(taken, lambda: "ours")
+        store.put(taken, password_set_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat())
         report = publish(srv, plan, tmp_path, parts={"accounts"})
         failed = report.failed("account")
-        assert [t.code for t in failed] == ["TOKEN_LOST"]  # our stored password is refused
-        assert taken.lower() in failed[0].error
+        assert [t.code for t in failed] == ["USERNAME_TAKEN"]
+        assert f"@{taken}" in failed[0].error and "someone else owns it" in failed[0].error
+        assert report.outcome.done["account"] == 99
 
 
 KILL_SEED = 20261206

@@ -58,13 +58,15 @@ def fingerprint(token: str | None) -> str:
 class Pacer:
     """When each (token, endpoint) may call next, learned from the server's answers.
 
-    Sharkey meters with leaky buckets and says so on every answer (``X-RateLimit-Remaining``):
-    when a bucket is full we wait one drain interval. Misskey sends no such header and meters
-    with sliding windows that count refused calls too, so knocking on a closed window keeps it
-    closed: there (``windowed``, decided by the first answer) we log our own attempts per
-    (token, endpoint) and, once the server has refused an endpoint, wait until each of its
-    windows has room: those a 429 teaches (``info.total`` calls per the span its ``resetMs``
-    implies) and the table's (the only source where a 429 says nothing, as sign-in's does).
+    Sharkey meters with leaky buckets and says so on every answer (``X-RateLimit-Remaining``).
+    Misskey sends no such header (``windowed``, decided by the first answer) and meters with
+    sliding windows that count refused calls too, so knocking on a closed window keeps it
+    closed. Either way the first 429 of an endpoint shows that its limit binds; from then on
+    every call to it is counted here and waits until the limiter has room: a mirror of the
+    leaky bucket (the table's size and drain), or each sliding window: those a 429 teaches
+    (``info.total`` calls per the span its ``resetMs`` implies) and the table's (the only
+    source where a 429 says nothing, as sign-in's does). Several calls in flight on one
+    (token, endpoint), as account creation has, share the count.
     """
 
     LOG = 1024  # attempts remembered per (token, endpoint): more than any window's max
@@ -75,9 +77,10 @@ class Pacer:
         self.limits = limits
         self.windowed: bool | None = None
         self._attempts: dict[tuple[str, str], deque] = {}
+        self._level: dict[tuple[str, str], tuple[float, float]] = {}  # bucket: (level, at)
         self._learned: dict[str, dict[int, float]] = defaultdict(dict)  # endpoint: {max: s}
         self._latency: dict[str, deque] = defaultdict(lambda: deque(maxlen=self.LOG))
-        self.refused: Counter = Counter()  # 429s per endpoint: also which ones are limited
+        self.refused: Counter = Counter()  # 429s per endpoint: also which ones bind
 
     def windows(self, endpoint: str) -> dict[int, float]:
         """{max calls: seconds} that bind ``endpoint`` on a sliding-window server."""
@@ -89,23 +92,37 @@ class Pacer:
                 out[1] = max(out.get(1, 0.0), limit.min_interval_ms / 1000)
         return out
 
-    def wait_for(self, token: str | None, endpoint: str) -> float:
-        key = (fingerprint(token), endpoint)
-        with self._lock:
-            until = self._next.get(key, 0.0) - time.monotonic()
-            log = self._attempts.get(key)
-            if self.windowed and log:
-                now = time.time()
-                for calls, seconds in self.windows(endpoint).items():
-                    if len(log) >= calls:  # margin: the server logs a call after we send it
-                        until = max(until, log[-calls] + seconds * 1.01 + 0.02 - now)
-            return max(0.0, until)
+    def _wait(self, key: tuple[str, str]) -> tuple[float, float]:
+        """(seconds to wait, the bucket's level now); call with the lock held."""
+        endpoint, now = key[1], time.monotonic()
+        until = self._next.get(key, 0.0) - now
+        level, at = self._level.get(key, (0.0, now))
+        if self.windowed:
+            log, wall = self._attempts.get(key), time.time()
+            for calls, seconds in self.windows(endpoint).items() if log else ():
+                if len(log) >= calls:  # margin: the server logs a call after we send it
+                    until = max(until, log[-calls] + seconds * 1.01 + 0.02 - wall)
+        else:
+            limit = limit_for(endpoint, self.limits)
+            level = max(0.0, level - (now - at) / limit.interval_s)
+            if self.refused[endpoint] and level + 1 > limit.max:
+                until = max(until, (level + 1 - limit.max) * limit.interval_s)
+        return max(0.0, until), level
 
-    def attempt(self, token: str | None, endpoint: str) -> None:
-        """A call is about to be sent: a sliding window will count it, answered or not."""
+    def wait_for(self, token: str | None, endpoint: str) -> float:
+        with self._lock:
+            return self._wait((fingerprint(token), endpoint))[0]
+
+    def acquire(self, token: str | None, endpoint: str) -> float:
+        """0.0 and the call is counted (send it now), or the seconds to wait first."""
         key = (fingerprint(token), endpoint)
         with self._lock:
+            seconds, level = self._wait(key)
+            if seconds > 0:
+                return seconds
             self._attempts.setdefault(key, deque(maxlen=self.LOG)).append(time.time())
+            self._level[key] = (level + 1, time.monotonic())
+            return 0.0
 
     def hold(self, token: str | None, endpoint: str, seconds: float) -> None:
         key = (fingerprint(token), endpoint)
@@ -129,8 +146,8 @@ class Pacer:
 
     def refuse(self, token: str | None, endpoint: str, response: requests.Response,
                body: object) -> float:
-        """A 429: learn the window it reveals and hold the (token, endpoint) until it has
-        room. Returns the seconds to wait."""
+        """A 429: the limit binds; learn the window it reveals, and hold the (token,
+        endpoint) until the limiter has room. Returns the seconds to wait."""
         key = (fingerprint(token), endpoint)
         info = body.get("error", {}).get("info") if isinstance(body, dict) else None
         seconds = retry_in(response, body)
@@ -145,8 +162,10 @@ class Pacer:
                 span = reset_ms / 1000 - log[-total - 1]
                 learned = self._learned[endpoint]
                 learned[total] = max(learned.get(total, 0.0), span)
-        if self.windowed:
-            seconds = max(seconds, self.wait_for(token, endpoint))
+            if not self.windowed:  # the server's bucket is full, whatever ours said
+                self._level[key] = (float(limit_for(endpoint, self.limits).max),
+                                    time.monotonic())
+            seconds = max(seconds, self._wait(key)[0])
         self.hold(token, endpoint, seconds)
         return seconds
 
@@ -218,14 +237,14 @@ class SharkeyClient:
         url = f"{self.server}/api/{endpoint}"
         failures = 0
         while True:
-            pause = self.pacer.wait_for(token, endpoint)
+            pause = self.pacer.acquire(token, endpoint)
             if pause > 0:
                 if not wait:
-                    raise RateLimited(endpoint, pause, "paced: the bucket is full")
+                    raise RateLimited(endpoint, pause, "paced: the limit binds")
                 time.sleep(pause)
+                continue
             try:
                 self.calls += 1
-                self.pacer.attempt(token, endpoint)
                 sent_at = time.monotonic()
                 if files is not None:
                     response = self.session.post(url, files=files, data=fields or {},

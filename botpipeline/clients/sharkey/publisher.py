@@ -28,6 +28,7 @@ import secrets
 import threading
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import polars as pl
 
@@ -177,7 +178,7 @@ class Publisher:
             except AuthenticationError:
                 token = None  # revoked or from another server: sign in again
         if not token:
-            token = self._sign_in(username)
+            token = self._sign_in(username, existing.get("createdAt"))
             me = self.client.call("i", {}, token=token)
         if me.get("id") != existing.get("id"):
             raise TaskFailed("TOKEN_MISMATCH", f"the stored token for @{username} belongs to "
@@ -187,11 +188,11 @@ class Publisher:
         self._record("account", row["user_id"], row["user_id"], existing["id"],
                      {"username": username, "adopted": True})
 
-    def _sign_in(self, username: str) -> str:
+    def _sign_in(self, username: str, created_at: str | None) -> str:
         """The account's token from ``signin-flow`` with the password stored before it was
         created (a crash lost the token the create answer carried)."""
-        password = self.tokens.entry(username).get("password")
-        store = self.tokens.path
+        entry = self.tokens.entry(username)
+        password, store = entry.get("password"), self.tokens.path
         if not password:
             raise TaskFailed("USERNAME_TAKEN", f"@{username} exists on {self.client.server} but "
                              f"{store} holds no password for it: this publisher did not create "
@@ -202,6 +203,11 @@ class Publisher:
                                                       "password": password},
                                       token="", wait=False)
         except (PermissionDenied, AuthenticationError, NotFound):
+            if _before(created_at, entry.get("password_set_at")):
+                raise TaskFailed("USERNAME_TAKEN", f"@{username} was created on "
+                                 f"{self.client.server} at {created_at}, before this publisher "
+                                 f"chose its password: someone else owns it. Choose another "
+                                 f"username_prefix.") from None
             raise TaskFailed("TOKEN_LOST", f"@{username} exists on {self.client.server} but "
                              f"signing in with the password in {store} was refused: the "
                              f"password was changed on the server. An admin can reset it "
@@ -459,3 +465,15 @@ def _same_note(note: dict, body: dict) -> bool:
             and note.get("replyId") == body.get("replyId")
             and note.get("renoteId") == body.get("renoteId")
             and sorted(note.get("fileIds") or []) == sorted(body.get("fileIds") or []))
+
+
+def _before(created_at: str | None, password_set_at: str | None, slack_s: float = 300) -> bool:
+    """The account was created clearly before we chose its password (clocks may differ)."""
+    if not created_at or not password_set_at:
+        return False
+    try:
+        created = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+        chosen = datetime.fromisoformat(password_set_at)
+    except ValueError:
+        return False
+    return (chosen - created).total_seconds() > slack_s

@@ -3,8 +3,9 @@
 ``admin/accounts/create`` shows a new account's token once. The store keeps it, and the
 password we chose, in ``<dir>/<server>.json`` (directory 0700, file 0600), written atomically
 and fsynced before the next call, so a crash cannot lose a token the file already had. The
-password is written *before* the account is created: if a crash then loses the token, an
-operator can still log in as the account and mint a new one (README: "Lost account tokens").
+password is written *before* the account is created, with the time it was chosen: if a crash
+then loses the token, the publisher signs in with it (README: "Lost account tokens"), and an
+account created before that time is someone else's.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import stat
 import tempfile
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 from botpipeline.clients.sharkey.client import server_slug
@@ -89,6 +91,7 @@ class TokenStore:
             entry = self._data.setdefault(username.lower(), {})
             if "password" not in entry:
                 entry["password"] = new_password()
+                entry["password_set_at"] = datetime.now(UTC).isoformat()
                 self._save()
             return entry["password"]
 
