@@ -78,7 +78,7 @@ def test_training_is_reproducible_and_scoring_needs_no_network(twibot, tmp_path,
     assert ((scores >= 0) & (scores <= 1)).all()
     monkeypatch.undo()
     # The default logistic regression has no randomness; a seeded contender follows its seed.
-    seeded = [train(twibot, TrainingConfig(seed=s, trees=20, folds=3, candidate="ensemble"))
+    seeded = [train(twibot, TrainingConfig(seed=s, trees=10, folds=2, candidate="ensemble"))
               for s in (7, 7, 8)]
     assert seeded[0].fingerprint == seeded[1].fingerprint != seeded[2].fingerprint
 

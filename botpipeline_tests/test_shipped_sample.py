@@ -188,10 +188,12 @@ def test_learned_model_trained_on_the_shipped_labels(sample_run):
     model = {k: v.value for k, v in results["bot_model"]["models/bot_classifier"].items()
              if not k.endswith("plot") and k != "roc_pr_curves"}
     assert model["label_set"] == "generated_sample"
-    assert model["label_set_summary"]["matched"] > 800  # labelled accounts that were active
-    assert model["cv_roc_auc"] > 0.9  # planted bots differ in behaviour, not only profile
-    assert (root / "models" / "bot_classifier" / f"{model['model_version']}.pkl").exists()
-    assert "posts_24h" in model["features"] and "like_count" in model["features"]
+    # labelled accounts that were active
+    assert model["label_set_summary"]["generated_sample"]["matched"] > 800
+    assert model["cv_roc_auc"] > 0.9
+    assert (root / "models" / "bot_classifier" / model["model_version"] / "model.json").exists()
+    # One origin: no transfer to choose by, so the benchmark's winner, on profile features.
+    assert model["model"] == "logistic_profile" and "like_count" in model["features"]
     for key in DATES:
         scored = results[key]["scores/bot_probability"]
         assert scored["dagster/row_count"].value == \
