@@ -161,12 +161,6 @@ class Ledger:
                               [kind, key, user_id, code, message])
             self._failing.add((kind, key))
 
-    def last_note_id(self, user_id: str) -> str | None:
-        with self._lock:
-            return self._con.execute("SELECT max(server_id) FROM sharkey.ledger "
-                                     "WHERE kind = 'note' AND user_id = ?",
-                                     [user_id]).fetchone()[0]
-
     def frame(self, sql: str) -> pl.DataFrame:
         with self._lock:
             return self._con.sql(sql).pl()

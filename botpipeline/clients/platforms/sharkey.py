@@ -5,8 +5,9 @@ platform. Sharkey has no search in the API contract this project relies on, so a
 an account: ``@username`` (or a bare username). Its notes in [since, until) come from
 ``users/notes`` paged backwards with ``untilId``; the window is expressed as ids, since an
 ``aidx`` id starts with the creation time (ms since 2000-01-01, base 36), so string order is
-time order. Replies by collected accounts are in their own timelines, so ``comments`` adds
-nothing; ``profiles`` is ``users/show`` by id.
+time order. Replies by collected accounts are in their own timelines (``withReplies``: the
+servers hide them otherwise), so ``comments`` adds nothing; ``profiles`` is ``users/show`` by
+id.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ class SharkeyAdapter:
         while len(notes) < limit:
             page = self.client.call("users/notes", {
                 "userId": user["id"], "limit": min(self.page_size, limit - len(notes)),
-                "untilId": until_id, "sinceId": since_id}) or []
+                "untilId": until_id, "sinceId": since_id,
+                # Misskey and Sharkey leave replies out unless asked.
+                "withReplies": True, "withRenotes": True}) or []
             if not page:
                 break
             notes.extend(page)

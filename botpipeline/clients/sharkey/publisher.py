@@ -12,8 +12,9 @@ acted) is settled against the server before it is tried again, so nothing exists
   and after each lost answer;
 - accounts: ``users/show`` says whether the account exists; if it does and its token is not
   in the store, the publisher signs in with the password it stored before creating it
-  (``signin-flow``, paced by its per-IP limit). Only a password changed on the server stops
-  an account (``TOKEN_LOST``, naming what to do);
+  (``signin-flow``, paced by its per-IP limit). Only a password changed on the server
+  (``TOKEN_LOST``) or a name someone else owns (``USERNAME_TAKEN``) stops an account, with
+  what to do;
 - follows and reactions: the server refuses a repeat (ALREADY_FOLLOWING / ALREADY_REACTED,
   counted as done); uploads are de-duplicated by md5; profile updates are idempotent.
 
@@ -184,7 +185,8 @@ class Publisher:
             raise TaskFailed("TOKEN_MISMATCH", f"the stored token for @{username} belongs to "
                              f"another account")
         self.tokens.put(username, token=token, user_id=existing["id"])
-        self.reconciled["account"] += 1
+        with self._lock:
+            self.reconciled["account"] += 1
         self._record("account", row["user_id"], row["user_id"], existing["id"],
                      {"username": username, "adopted": True})
 
