@@ -259,7 +259,7 @@ def test_killed_at_30_seeded_moments_under_faults_the_server_ends_identical(
                  for n in rng.sample(range(2, 95), 12)}
     at_call = {n: rng.choice(["kill_before", "kill_after"])
                for n in rng.sample(range(150, 2600), 18)}
-    state = {"proc": None, "killed": None, "kills": 0, "creates": 0, "create_kills": 0,
+    state = {"proc": None, "doomed": None, "kills": 0, "creates": 0, "create_kills": 0,
              "deferred": 0}
     lock = threading.Lock()
 
@@ -271,19 +271,19 @@ def test_killed_at_30_seeded_moments_under_faults_the_server_ends_identical(
                 action = at_create.get(state["creates"])
                 state["create_kills"] += action is not None
             action = action or at_call.get(seq)
-            if state["killed"] is state["proc"]:  # a straggler of the process just killed:
-                state["deferred"] += action is not None  # the moment goes to the next one
-                return None
+            if state["doomed"] is state["proc"]:  # its kill is under way (kill_after waits
+                state["deferred"] += action is not None  # for the work): the moment goes to
+                return None                               # the next process
             if action is None and state["deferred"]:
                 state["deferred"] -= 1
                 action = "kill_after"
+            if action is not None:
+                state["doomed"] = state["proc"]
+                state["kills"] += 1
             return action
 
     def kill():
-        with lock:
-            state["kills"] += 1
-            state["killed"] = state["proc"]
-            os.kill(state["proc"].pid, signal.SIGKILL)
+        os.kill(state["proc"].pid, signal.SIGKILL)
 
     faults = FaultConfig(rate=0.05, kinds=("error500", "error500_after", "drop", "drop_after",
                                            "cut_after", "slow"), seed=KILL_SEED,
