@@ -2,6 +2,8 @@
 this and kills it with SIGKILL at chosen calls).
 
     SHARKEY_ADMIN_TOKEN=... python -m botpipeline_tests.sharkey_publish_worker URL RUN_DIR WORK
+
+RUN_DIR is an OASIS run folder, or a folder of a saved plan's parquet files.
 """
 
 from __future__ import annotations
@@ -11,23 +13,31 @@ import os
 import sys
 from pathlib import Path
 
+import polars as pl
+
 from botpipeline.clients.sharkey.client import SharkeyClient
 from botpipeline.clients.sharkey.publisher import PARTS, Publisher
 from botpipeline.clients.sharkey.tokens import TokenStore
 from botpipeline.readers.oasis import read_run
 from botpipeline.storage.sharkey_ledger import Ledger
-from botpipeline.transforms.sharkey.plan import plan_publication
+from botpipeline.transforms.sharkey.plan import Plan, plan_publication
 
 
 def main(argv: list[str]) -> int:
-    url, run_dir, work = argv[0], argv[1], Path(argv[2])
-    run = read_run(run_dir)
-    plan = plan_publication(run.posts, run.personas, run.follows)
+    url, run_dir, work = argv[0], Path(argv[1]), Path(argv[2])
+    if (run_dir / "accounts.parquet").exists():  # a saved plan (sharkey/threads' shape)
+        plan = Plan(**{name: pl.read_parquet(run_dir / f"{name}.parquet") for name in
+                       ("accounts", "notes", "follows", "reactions", "quarantine")})
+        run_id, parts = "threads", {"accounts", "profiles", "notes"}
+    else:
+        run = read_run(run_dir)
+        plan = plan_publication(run.posts, run.personas, run.follows)
+        run_id, parts = run.run_id, set(PARTS)
     client = SharkeyClient(url, os.environ["SHARKEY_ADMIN_TOKEN"], backoff=0.01)
-    ledger = Ledger(work / "ledger.duckdb", client.server, run.run_id)
+    ledger = Ledger(work / "ledger.duckdb", client.server, run_id)
     try:
-        report = Publisher(plan, client, ledger, TokenStore(work / "tokens", client.server)
-                           ).publish(set(PARTS), workers=8)
+        report = Publisher(plan, client, ledger, TokenStore(work / "tokens", client.server),
+                           local_only=run_id == "threads").publish(parts, workers=8)
     finally:
         ledger.close()
     usernames = dict(plan.accounts.select("user_id", "username").rows())

@@ -81,11 +81,12 @@ class PublishReport:
 class Publisher:
     def __init__(self, plan: Plan, client: SharkeyClient, ledger: Ledger, tokens: TokenStore,
                  *, visibility: str = "public", mark_as_bot: bool = False,
-                 create_workers: int = 8, logger: logging.Logger | None = None):
+                 local_only: bool = False, create_workers: int = 8,
+                 logger: logging.Logger | None = None):
         if create_workers < 1:
             raise ValueError("create_workers must be at least 1")
         self.plan, self.client, self.ledger, self.tokens = plan, client, ledger, tokens
-        self.visibility, self.mark_as_bot = visibility, mark_as_bot
+        self.visibility, self.mark_as_bot, self.local_only = visibility, mark_as_bot, local_only
         self.create_workers = create_workers
         self.signins = 0
         self._on_server: set[str] = set()  # usernames seen to exist (skip re-creating them)
@@ -236,15 +237,19 @@ class Publisher:
         self._record(which, row["user_id"], row["user_id"], file["id"], {"md5": file.get("md5")})
 
     def _update_profile(self, row: dict) -> None:
+        is_bot = row.get("is_bot")
         body = {"name": row["display_name"], "description": row["description"],
                 "avatarId": self._id("avatar", row["user_id"]),
-                "bannerId": self._id("banner", row["user_id"]), "isBot": self.mark_as_bot}
+                "bannerId": self._id("banner", row["user_id"]),
+                "isBot": self.mark_as_bot if is_bot is None else bool(is_bot)}
         self.client.call("i/update", body, token=self._token(row["user_id"]), wait=False)
-        self._record("profile", row["user_id"], row["user_id"], self._id("account",
-                                                                         row["user_id"]))
+        self._record("profile", _profile_key(row), row["user_id"],
+                     self._id("account", row["user_id"]))
 
     def _note_body(self, row: dict) -> dict:
         body = {"visibility": self.visibility, "noExtractMentions": True}
+        if self.local_only:
+            body["localOnly"] = True
         if row["text"] is not None:
             body["text"] = row["text"]
         if row["reply_to_key"]:
@@ -368,8 +373,8 @@ class Publisher:
                              "avatar", deps=[accounts[user]])
                 banner = add("banner", user, user, "drive/files/create", 1, self._upload, row,
                              "banner", deps=[accounts[user]])
-                add("profile", user, user, "i/update", 0, self._update_profile, row,
-                    deps=[accounts[user], avatar, banner])
+                add("profile", _profile_key(row), user, "i/update", 0, self._update_profile,
+                    row, deps=[accounts[user], avatar, banner])
 
         notes = self.plan.notes.to_dicts()
         if parts & {"notes", "renotes", "reactions"}:
@@ -458,6 +463,13 @@ class Publisher:
                 self.ledger.fail(LEDGER_KIND.get(task.kind, task.kind), task.key, task.owner,
                                  task.code or "BLOCKED", task.error or "")
         return report
+
+
+def _profile_key(row: dict) -> str:
+    """A profile is done once per account, or once per ``profile_version`` where the plan
+    has one (the text changes with the scores: a new version updates it again)."""
+    version = row.get("profile_version")
+    return row["user_id"] if version is None else f"{row['user_id']}#{version}"
 
 
 def _same_note(note: dict, body: dict) -> bool:

@@ -25,21 +25,26 @@ def _map(fn, items, workers):
 
 def server_counts(client: SharkeyClient, tokens: TokenStore, accounts: pl.DataFrame,
                   workers: int = 16) -> pl.DataFrame:
-    """``user_id, username, notes_count, following_count, error`` per published account."""
+    """``user_id, username, notes_count, following_count, is_bot, description, error`` per
+    published account, as the account itself sees them."""
+    empty = {"notes_count": None, "following_count": None, "is_bot": None, "description": None}
+
     def one(row):
         token = tokens.token(row["username"])
         if not token:
-            return {**row, "notes_count": None, "following_count": None, "error": "no token"}
+            return {**row, **empty, "error": "no token"}
         try:
             me = client.call("i", {}, token=token)
         except SharkeyError as exc:
-            return {**row, "notes_count": None, "following_count": None, "error": str(exc)}
+            return {**row, **empty, "error": str(exc)}
         return {**row, "notes_count": me.get("notesCount"),
-                "following_count": me.get("followingCount"), "error": None}
+                "following_count": me.get("followingCount"), "is_bot": me.get("isBot"),
+                "description": me.get("description"), "error": None}
 
     rows = _map(one, accounts.select("user_id", "username").to_dicts(), workers)
     return pl.DataFrame(rows, schema={"user_id": pl.String, "username": pl.String,
                                       "notes_count": pl.Int64, "following_count": pl.Int64,
+                                      "is_bot": pl.Boolean, "description": pl.String,
                                       "error": pl.String})
 
 

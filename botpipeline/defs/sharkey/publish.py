@@ -110,7 +110,7 @@ def sharkey_publication(context: dg.AssetExecutionContext, config: PublishConfig
             yield from _materializations(report, parts, tables)
         yield from _checks(checks, client, tokens, tables, config, ledger)
         if report is not None:
-            _raise_if_incomplete(report)
+            raise_if_incomplete(report)
     finally:
         ledger.close()
         client.close()
@@ -191,7 +191,7 @@ def _checks(checks: set[str], client, tokens, tables: dict, config: PublishConfi
                       if bad.height else "none"})
 
 
-def _raise_if_incomplete(report: PublishReport) -> None:
+def raise_if_incomplete(report: PublishReport) -> None:
     problems = report.outcome.failed + report.outcome.blocked
     if not problems and not report.outcome.aborted:
         return

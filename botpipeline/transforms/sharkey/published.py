@@ -16,12 +16,16 @@ def _ids(ledger: pl.DataFrame, kind: str, key: str, server: str) -> pl.DataFrame
 def published_tables(plan: Plan, ledger: pl.DataFrame, server: str) -> dict[str, pl.DataFrame]:
     """``accounts, notes, follows, reactions``: one row per planned object; server ids are
     null where it is not (yet) published."""
+    # A versioned profile (text that follows the scores) is recorded per version.
+    profile_key = pl.col("user_id") + "#" + pl.col("profile_version") \
+        if "profile_version" in plan.accounts.columns else pl.col("user_id")
     accounts = (plan.accounts
                 .join(_ids(ledger, "account", "user_id", "server_user_id"), on="user_id",
                       how="left")
-                .join(_ids(ledger, "profile", "user_id", "_p").select(
-                    "user_id", pl.col("recorded_at").alias("profile_updated_at")),
-                      on="user_id", how="left")
+                .with_columns(profile_key.alias("_pk"))
+                .join(_ids(ledger, "profile", "_pk", "_p").select(
+                    "_pk", pl.col("recorded_at").alias("profile_updated_at")),
+                      on="_pk", how="left").drop("_pk")
                 .join(_ids(ledger, "avatar", "user_id", "avatar_file_id").drop("recorded_at"),
                       on="user_id", how="left")
                 .join(_ids(ledger, "banner", "user_id", "banner_file_id").drop("recorded_at"),
