@@ -18,7 +18,8 @@ Layout under ``--out``:
 - ``<YYYY-MM-DD>/_gaps.jsonl``: one line per interruption: ``from_us`` (last event before),
   ``to_us`` (first new event after), ``replayed_from_us`` (the cursor asked for), ``reason``;
   ``covered`` is true when the replay started at or before ``from_us`` (nothing lost);
-- ``_state/cursor.json``: the newest ``time_us`` written (flushed before it is saved);
+- ``_state/cursor.json``: the newest ``time_us`` received, saved after every open file was
+  flushed (so everything before it is on disk);
 - ``_rejected/<YYYY-MM-DD>.jsonl``: frames that are not Jetstream events (not JSON, no
   integer ``time_us``, ...), with the reason, by the day they arrived.
 
@@ -176,20 +177,19 @@ class Recorder:
             for line in self._lines_of(path):
                 event, _ = parse_frame(line)
                 if event is not None:
-                    self.cursor = max(self.cursor or 0, event["time_us"])
                     first = event["time_us"] if first is None else min(first, event["time_us"])
             self.open[(day, hour)] = open(path, "ab")
         # Each hour's file is flushed on its own, so a file may hold events newer than ones
         # another hour's buffer lost: replay from the saved cursor (saved after flushing
         # every file), and drop what the files already hold.
-        self.replay_from = saved if saved is not None else first
-        if saved is not None:
-            self.cursor = max(self.cursor or 0, saved)
+        # The cursor stays there until the replay passes it: a file's newest event is no
+        # proof that the events before it are on disk.
+        self.replay_from = self.cursor = saved if saved is not None else first
         if self.cursor is None:
             return
         horizon = self.replay_from - 2 * self.rewind_us - 1_000_000
         files = {self._open_path(*k) for k in self.open}
-        for t in (horizon, self.replay_from, self.cursor):  # closed hours the window reaches
+        for t in (horizon, self.replay_from):  # closed hours the window reaches into
             path = self._closed_path(*_day_hour(t))
             if path.exists():
                 files.add(path)
@@ -295,8 +295,9 @@ class Recorder:
         key = event_key(event)
         t = event["time_us"]
         self.stream_time = t if self.stream_time is None else max(self.stream_time, t)
-        if key in self.seen:
+        if key in self.seen:  # on disk already; the stream has passed t
             self.stats["duplicates"] += 1
+            self.cursor = max(self.cursor or 0, t)
             return
         if self.pending_gap is not None:
             gap = self.pending_gap
