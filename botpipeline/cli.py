@@ -2,6 +2,8 @@
 
     botpipeline run [--date D] [--run ID]     every date folder and OASIS run under incoming/,
                     [--train-on SET]          then the learned bot model on a label set
+                    [--clear-missing]         (a date whose folder is gone keeps its rows
+                                              unless --clear-missing)
     botpipeline catalog                       re-publish the analysts' views
     botpipeline sample [...]                  regenerate the shipped Stream Grab sample
 
@@ -57,11 +59,28 @@ def _is_key(partitions, name: str) -> bool:
         return False
 
 
+def _bad_dates(dates: list[str]) -> str | None:
+    """One line naming the dates that are not partitions and the valid range, or None."""
+    from botpipeline.defs.partitions import daily_partitions
+
+    bad = [d for d in dates if not _is_key(daily_partitions, d)]
+    if not bad:
+        return None
+    first = daily_partitions.get_first_partition_key()
+    last = daily_partitions.get_last_partition_key()
+    return (f"botpipeline run: --date {', '.join(bad)}: not a collection date; give "
+            f"YYYY-MM-DD from {first} to {last}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.date and (error := _bad_dates(args.date)):
+        print(error, file=sys.stderr)
+        return 2
     ensure_dagster_home()
     import dagster as dg
 
     from botpipeline.definitions import defs
+    from botpipeline.defs.inputs import CLEAR_MISSING_TAG
     from botpipeline.defs.partitions import oasis_runs
     from botpipeline.defs.resources import Warehouse
 
@@ -72,32 +91,60 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"nothing to do: no date folders or OASIS runs under "
               f"{warehouse.data_path / 'incoming'}", file=sys.stderr)
         return 1
-    failed = []
+    failed: list[str] = []
+    checks: list[str] = []
+    tags = {CLEAR_MISSING_TAG: "true"} if args.clear_missing else None
     with dg.DagsterInstance.get() as instance:
         if runs:
             known = set(instance.get_dynamic_partitions(oasis_runs.name))
             instance.add_dynamic_partitions(oasis_runs.name, [r for r in runs if r not in known])
         work = [("daily_pipeline", key, None) for key in dates] + \
                [("simulation_pipeline", run, None) for run in runs]
-        failed += _execute(defs, instance, work)
-        failed += _execute(defs, instance, _model_work(warehouse, instance, args, dates))
+        failed += _execute(defs, instance, work, checks, tags)
+        _model_work(defs, warehouse, instance, args, failed, checks)
     print(f"analysts' database: {warehouse.analysts_database_path}")
+    errors = [c for c in checks if c.startswith("ERROR")]
+    if checks:
+        print(f"{len(checks)} asset check(s) failed:", file=sys.stderr)
+        for line in checks:
+            print(f"  {line}", file=sys.stderr)
     if failed:
         print(f"FAILED: {failed}", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if failed or errors else 0
 
 
-def _execute(defs, instance, work) -> list[str]:
-    """Run each (job, partition, run config); print row counts; return what failed."""
+def _failed_checks(result, key: str | None) -> list[str]:
+    """One line per failed asset check of a run: severity, asset, partition, check, why."""
+    lines = []
+    for check in result.get_asset_check_evaluations():
+        if check.passed:
+            continue
+        meta = {k: v.value for k, v in (check.metadata or {}).items()}
+        why = check.description or ", ".join(f"{k}={v}" for k, v in list(meta.items())[:4])
+        partition = f" [{key}]" if key else ""
+        lines.append(f"{check.severity.value} {check.asset_key.to_user_string()}{partition} "
+                     f"{check.check_name}: {why}")
+    return lines
+
+
+def _execute(defs, instance, work, checks: list[str], tags: dict | None = None) -> list[str]:
+    """Run each (job, partition, run config); print row counts; collect failed checks into
+    ``checks``; return what failed."""
     failed = []
     for job_name, key, run_config in work:
         job = defs.resolve_job_def(job_name)
         print(f"== {key or ''}: {job_name}".replace("== : ", "== "), flush=True)
         result = job.execute_in_process(partition_key=key, instance=instance,
-                                        run_config=run_config, raise_on_error=False)
+                                        run_config=run_config, raise_on_error=False,
+                                        tags=tags)
+        checks += _failed_checks(result, key)
         if not result.success:
             failed.append(f"{job_name}:{key}" if key else job_name)
+            for event in result.all_events:
+                if event.is_step_failure and event.step_failure_data.error:
+                    print(f"   {event.step_key} failed: "
+                          f"{event.step_failure_data.error.message.strip().splitlines()[-1]}",
+                          flush=True)
             continue
         for event in result.get_asset_materialization_events():
             meta = event.materialization.metadata
@@ -108,23 +155,32 @@ def _execute(defs, instance, work) -> list[str]:
     return failed
 
 
-def _model_work(warehouse, instance, args, dates: list[str]) -> list[tuple]:
-    """Train the learned model on --train-on (when that label set exists), score the dates
-    with it, and evaluate it on every label set."""
+def _model_work(defs, warehouse, instance, args, failed: list[str], checks: list[str]) -> None:
+    """Train the learned model on --train-on (when that label set exists); then, with the
+    current model, score every date whose scores are missing, older than its features or made
+    by another model (a new model rescores every date, so scores.bot_probability never mixes
+    models), and evaluate every label set not yet judged by it."""
+    from botpipeline.defs.models.automation import evaluation_is_current, stale_score_dates
+    from botpipeline.defs.models.bot_classifier import model_store
     from botpipeline.defs.models.labelled_accounts import available
     from botpipeline.defs.partitions import label_sets
 
     names = available(warehouse)
     known = set(instance.get_dynamic_partitions(label_sets.name))
     instance.add_dynamic_partitions(label_sets.name, [n for n in names if n not in known])
-    if not args.train_on or args.train_on not in names:
-        if args.train_on:
-            print(f"no label set {args.train_on!r} under {warehouse.incoming('labels')}: "
-                  f"the learned model is not trained", flush=True)
-        return []
-    config = {"ops": {"models__bot_classifier": {"config": {"label_set": args.train_on}}}}
-    return ([("bot_model", None, config)] + [("learned_scores", key, None) for key in dates]
-            + [("evaluate_bot_model", name, None) for name in names])
+    if args.train_on and args.train_on in names:
+        config = {"ops": {"models__bot_classifier": {"config": {"label_set": args.train_on}}}}
+        failed += _execute(defs, instance, [("bot_model", None, config)], checks)
+    elif args.train_on:
+        print(f"no label set {args.train_on!r} under {warehouse.incoming('labels')}: "
+              f"the learned model is not trained", flush=True)
+    version = model_store(warehouse).current_version()
+    if version is None:
+        return
+    work = [("learned_scores", key, None) for key, _ in stale_score_dates(warehouse, version)]
+    work += [("evaluate_bot_model", name, None) for name in names
+             if not evaluation_is_current(warehouse, name, version)]
+    failed += _execute(defs, instance, work, checks)
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:
@@ -150,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--train-on", default="generated_sample", metavar="LABEL_SET",
                      help="label set under incoming/labels/ the learned bot model trains on "
                           "(default: generated_sample; empty: do not train)")
+    run.add_argument("--clear-missing", action="store_true",
+                     help="a given date whose input folder is gone is emptied (without it "
+                          "the date keeps its rows and its run fails, naming them)")
     run.set_defaults(func=cmd_run)
     catalog = sub.add_parser("catalog", help="re-publish the analysts' DuckDB views")
     catalog.set_defaults(func=cmd_catalog)

@@ -1,20 +1,27 @@
 """Jobs and sensors of the learned model.
 
 Training is its own job (bot_model), never part of the daily pipeline: a model is trained when
-someone asks for it. Then the sensors keep the learned scores current: a new model rescores
-every date that has features and re-evaluates every label set; a newly materialized feature
-partition is scored by the current model; a new or changed label set becomes a partition and
-is evaluated.
+someone asks for it. The sensors then keep the learned scores current, judged by what the lake
+holds rather than by which events they happen to see: a date is stale when it has features
+but no scores, scores made by another model than the current one, or scores older than its
+features; every stale date is rescored (so a new model rescores every date, and a date whose
+features were recomputed is scored again). A label set is re-evaluated when its evaluation was
+made by another model or is older than its files. Work already done (by `botpipeline run`, say)
+is never requested again.
 """
 
+import time
+from pathlib import Path
+
 import dagster as dg
+import polars as pl
 
 from botpipeline.defs.models.bot_classifier import bot_classifier, model_store
 from botpipeline.defs.models.bot_probability import bot_probability
 from botpipeline.defs.models.labelled_accounts import LABELS_FOLDER
 from botpipeline.defs.models.model_evaluation import model_evaluation
 from botpipeline.defs.partitions import label_sets
-from botpipeline.defs.raw.sensors import changed_inputs, files_fingerprint
+from botpipeline.defs.raw.sensors import SETTLE_SECONDS, files_fingerprint
 from botpipeline.defs.resources import Warehouse
 from botpipeline.readers.label_sets import discover
 
@@ -37,55 +44,75 @@ def _dates_with_features(warehouse: Warehouse) -> list[str]:
                   if (p / "data.parquet").exists()) if folder.exists() else []
 
 
-@dg.asset_sensor(asset_key=bot_classifier.key, job=learned_scores_job,
-                 default_status=dg.DefaultSensorStatus.RUNNING,
-                 description="A new model rescores every date that has features.")
-def rescore_on_new_model(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry,
-                         warehouse: Warehouse):
-    version = model_store(warehouse).current_version()
+def _made_by(path: Path, version: str, not_before: float) -> bool:
+    """Whether the partition file ``path`` exists, is not older than ``not_before`` (an
+    mtime) and holds rows of model ``version`` only (an empty partition counts as current)."""
+    if not path.exists() or path.stat().st_mtime < not_before:
+        return False
+    versions = pl.read_parquet(path, columns=["model_version"])["model_version"].unique()
+    return set(versions.to_list()) <= {version}
+
+
+def stale_score_dates(warehouse: Warehouse, version: str) -> list[tuple[str, int]]:
+    """Dates with features whose learned scores are missing, made by a model other than
+    ``version``, or older than the features: ``[(date, features mtime in ns)]``."""
+    lake = warehouse.lake
+    stale = []
     for key in _dates_with_features(warehouse):
-        yield dg.RunRequest(partition_key=key, run_key=f"{version}:{key}")
+        features = lake.partition_file("features", "account_features", key).stat()
+        if not _made_by(lake.partition_file("scores", "bot_probability", key), version,
+                        features.st_mtime):
+            stale.append((key, features.st_mtime_ns))
+    return stale
 
 
-@dg.asset_sensor(asset_key=bot_classifier.key, job=model_evaluation_job,
-                 default_status=dg.DefaultSensorStatus.RUNNING,
-                 description="A new model is re-evaluated on every label set.")
-def reevaluate_on_new_model(context: dg.SensorEvaluationContext,
-                            asset_event: dg.EventLogEntry, warehouse: Warehouse):
+def evaluation_is_current(warehouse: Warehouse, name: str, version: str,
+                          not_before: float = 0.0) -> bool:
+    """Whether label set ``name`` was evaluated by model ``version`` after ``not_before``."""
+    return _made_by(warehouse.lake.partition_file("scores", "model_evaluation", name,
+                                                  partition_column="label_set"),
+                    version, not_before)
+
+
+@dg.sensor(job=learned_scores_job, minimum_interval_seconds=60,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Keeps scores.bot_probability current: every date whose scores are "
+                       "missing, made by an older model, or older than its features is "
+                       "scored by the current model (a new model rescores every date).")
+def learned_scores_current(context: dg.SensorEvaluationContext, warehouse: Warehouse):
     version = model_store(warehouse).current_version()
-    for name in context.instance.get_dynamic_partitions(label_sets.name):
-        yield dg.RunRequest(partition_key=name, run_key=f"{version}:{name}")
-
-
-@dg.asset_sensor(asset_key=FEATURES, job=learned_scores_job,
-                 default_status=dg.DefaultSensorStatus.RUNNING,
-                 description="A newly computed feature partition is scored by the current "
-                             "model (skipped while no model is trained).")
-def score_new_features(context: dg.SensorEvaluationContext, asset_event: dg.EventLogEntry,
-                       warehouse: Warehouse):
-    version = model_store(warehouse).current_version()
-    partition = asset_event.dagster_event.partition if asset_event.dagster_event else None
-    if version is None or partition is None:
-        return dg.SkipReason("no model trained yet" if version is None else "no partition")
-    return dg.RunRequest(partition_key=partition,
-                         run_key=f"{version}:{partition}:{asset_event.storage_id}")
+    if version is None:
+        return dg.SkipReason("no model trained yet")
+    stale = stale_score_dates(warehouse, version)
+    if not stale:
+        return dg.SkipReason(f"every date with features is scored by model {version}")
+    return [dg.RunRequest(partition_key=key, run_key=f"{version}:{key}:{mtime}")
+            for key, mtime in stale]
 
 
 @dg.sensor(job=model_evaluation_job, minimum_interval_seconds=60,
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="Adds each label set under incoming/labels/ as a partition and "
-                       "evaluates it when new or changed (once a model exists).")
+                       "evaluates it with the current model when it is new or changed, or "
+                       "its evaluation was made by another model.")
 def label_sets_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse):
     root = warehouse.incoming(LABELS_FOLDER)
     found = discover(root)
     known = set(context.instance.get_dynamic_partitions(label_sets.name))
     new = [name for name in found if name not in known]
-    changed = changed_inputs(context, {name: files_fingerprint(list(s.files), root)
-                                       for name, s in found.items()})
+    fingerprints = {name: files_fingerprint(list(s.files), root) for name, s in found.items()}
+    settling = [name for name, (_, newest) in fingerprints.items()
+                if time.time() - newest < SETTLE_SECONDS]
+    if settling:
+        context.log.info(f"label sets still being copied (waiting): {sorted(settling)}")
     version = model_store(warehouse).current_version()
-    requests = [dg.RunRequest(partition_key=name, run_key=f"{version}:{name}:{fingerprint}")
-                for name, fingerprint in changed] if version else []
+    requests = [dg.RunRequest(partition_key=name,
+                              run_key=f"{version}:{name}:{fingerprints[name][0]}")
+                for name in sorted(found)
+                if name not in settling and not evaluation_is_current(
+                    warehouse, name, version, fingerprints[name][1])] if version else []
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[label_sets.build_add_request(new)] if new else [],
-        skip_reason=None if requests or new else "no new or changed label sets")
+        skip_reason=None if requests or new else
+        "every label set is added and evaluated by the current model")

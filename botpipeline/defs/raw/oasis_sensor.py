@@ -7,7 +7,7 @@ import dagster as dg
 
 from botpipeline.defs.partitions import oasis_runs
 from botpipeline.defs.raw.oasis import SOURCE
-from botpipeline.defs.raw.sensors import changed_folders
+from botpipeline.defs.raw.sensors import changed_folders, written_after
 from botpipeline.defs.resources import Warehouse
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -19,7 +19,10 @@ RUN_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
                        "a run when it is new or its files changed.")
 def oasis_runs_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse):
     root = warehouse.incoming(SOURCE)
-    changed, skipped = changed_folders(context, root, lambda name: bool(RUN_ID.match(name)))
+    changed, skipped = changed_folders(
+        context, root, lambda name: bool(RUN_ID.match(name)),
+        lambda run_id, newest: written_after(warehouse.lake.partition_file(
+            "raw", "oasis_posts", run_id, partition_column="run_id"), newest))
     known = set(context.instance.get_dynamic_partitions(oasis_runs.name))
     new_partitions = [run_id for run_id, _ in changed if run_id not in known]
     requests = [dg.RunRequest(partition_key=run_id, run_key=f"{run_id}:{fingerprint}")

@@ -68,13 +68,23 @@ def changed_inputs(context: dg.SensorEvaluationContext,
 
 
 def changed_folders(context: dg.SensorEvaluationContext, root: Path,
-                    is_key: Callable[[str], bool]) -> tuple[list[tuple[str, str]], list[str]]:
+                    is_key: Callable[[str], bool],
+                    done: Callable[[str, float], bool] = lambda name, newest: False,
+                    ) -> tuple[list[tuple[str, str]], list[str]]:
     """Folders under ``root`` that are new or whose files changed (changed_inputs), plus the
-    names ``is_key`` rejected."""
+    names ``is_key`` rejected. A folder for which ``done(name, newest mtime)`` holds (its
+    output was written after its newest file, by `botpipeline run` say) is recorded in the
+    cursor and not returned, so work already done is not requested again."""
     folders = sorted(p for p in root.glob("*") if p.is_dir()) if root.is_dir() else []
     skipped = [f.name for f in folders if not is_key(f.name)]
-    return changed_inputs(context, {f.name: folder_fingerprint(f) for f in folders
-                                    if is_key(f.name)}), skipped
+    prints = {f.name: folder_fingerprint(f) for f in folders if is_key(f.name)}
+    changed = changed_inputs(context, prints)
+    return [(name, fp) for name, fp in changed if not done(name, prints[name][1])], skipped
+
+
+def written_after(path: Path, newest: float) -> bool:
+    """Whether the output file ``path`` exists and was written after ``newest`` (an mtime)."""
+    return path.exists() and path.stat().st_mtime > newest
 
 
 @dg.sensor(job=daily_pipeline_job, minimum_interval_seconds=60,
@@ -83,7 +93,10 @@ def changed_folders(context: dg.SensorEvaluationContext, root: Path,
                        "is new or whose files changed.")
 def twitterstream_files_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse):
     root = warehouse.incoming(SOURCE)
-    changed, skipped = changed_folders(context, root, _is_partition)
+    changed, skipped = changed_folders(
+        context, root, _is_partition,
+        lambda key, newest: written_after(
+            warehouse.lake.partition_file("raw", "tweets", key), newest))
     requests = [dg.RunRequest(partition_key=key, run_key=f"{key}:{fingerprint}",
                               tags={"botpipeline/trigger": "incoming-files"})
                 for key, fingerprint in changed]

@@ -11,6 +11,7 @@ from datetime import date, datetime, time
 import dagster as dg
 import polars as pl
 
+from botpipeline.defs.inputs import keep_unless_cleared
 from botpipeline.defs.partitions import daily_partitions
 from botpipeline.defs.resources import Warehouse
 from botpipeline.readers.twitter_v2 import read_day
@@ -24,6 +25,8 @@ def raw_twitter_v2(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
     key = context.partition_key
     day = warehouse.incoming(SOURCE) / key
     observed = datetime.combine(date.fromisoformat(key), time())
+    keep_unless_cleared(context, warehouse.lake, day,
+                        [("raw", "v2_tweets"), ("raw", "v2_users")], key)
     batch = read_day(day, observed) if day.is_dir() else read_day(day / "-none-", observed)
     stamp = pl.lit(date.fromisoformat(key)).alias("collection_date")
     lake = warehouse.lake

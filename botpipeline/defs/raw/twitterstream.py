@@ -10,6 +10,7 @@ from datetime import date
 
 import dagster as dg
 
+from botpipeline.defs.inputs import keep_unless_cleared
 from botpipeline.defs.metadata import markdown_preview, png_metadata, table_schema
 from botpipeline.defs.partitions import daily_partitions
 from botpipeline.defs.resources import Warehouse
@@ -48,8 +49,7 @@ def raw_tweets(context: dg.AssetExecutionContext, config: TwitterStreamConfig,
                warehouse: Warehouse):
     key = context.partition_key
     day_dir = warehouse.incoming(SOURCE) / key
-    if not day_dir.is_dir():
-        context.log.warning(f"no input folder {day_dir}: the date's tables will be empty")
+    keep_unless_cleared(context, warehouse.lake, day_dir, [("raw", "tweets")], key)
     report = ingest_day(day_dir, date.fromisoformat(key), warehouse.lake,
                         workers=warehouse.workers, memory_limit=warehouse.memory_limit,
                         progress=context.log.info)

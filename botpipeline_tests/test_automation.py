@@ -1,0 +1,117 @@
+"""Every sensor, schedule and automation condition evaluated once against a real instance
+with data present: none throws, and after `botpipeline run` none finds anything to do. Then
+a new model makes the scores sensor rescore every date, and a date whose input folder is gone
+keeps its rows unless the run asks to clear them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from datetime import datetime, timezone
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from botpipeline import cli
+from botpipeline.definitions import defs
+from botpipeline.defs.models.automation import stale_score_dates
+from botpipeline.defs.models.bot_classifier import model_store
+from botpipeline.defs.resources import Warehouse
+from botpipeline.samples.twitterstream import generate
+
+DATES = ["2021-03-01", "2021-03-02"]
+
+
+def _evaluate_everything(instance) -> dict[str, list]:
+    """name -> run requests of every sensor, schedule and automation condition, evaluated
+    once as the daemon would (fresh cursors)."""
+    repo = defs.get_repository_def()
+    requests: dict[str, list] = {}
+    for sensor in repo.sensor_defs:
+        # The daemon checks requests of dynamic partitions against the instance.
+        with dg.build_sensor_context(instance=instance, repository_def=repo,
+                                     sensor_name=sensor.name,
+                                     resources={"warehouse": Warehouse()}) as context, \
+                dg.partition_loading_context(dynamic_partitions_store=instance):
+            data = sensor.evaluate_tick(context)
+        requests[f"sensor {sensor.name}"] = list(data.run_requests or [])
+    tick = datetime(2021, 3, 3, 2, tzinfo=timezone.utc)  # the morning after the last date
+    for schedule in repo.schedule_defs:
+        with dg.build_schedule_context(instance=instance, repository_def=repo,
+                                       scheduled_execution_time=tick,
+                                       resources={"warehouse": Warehouse()}) as context:
+            data = schedule.evaluate_tick(context)
+        requests[f"schedule {schedule.name}"] = list(data.run_requests or [])
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    requests["automation conditions"] = [result.total_requested] if result.total_requested \
+        else []
+    return requests
+
+
+def _generate(data_dir, days: int) -> None:
+    """Generated days with labels, settled (files an hour old, as copied in long ago)."""
+    generate(data_dir, DATES[0], days=days, tweets_per_day=600, minutes_per_day=30, seed=3)
+    hour_ago = time.time() - 3600
+    for path in (data_dir / "incoming").rglob("*"):
+        os.utime(path, (hour_ago, hour_ago))
+
+
+def test_every_sensor_runs_and_finds_nothing_after_the_cli(data_dir):
+    _generate(data_dir, len(DATES))
+    assert cli.main(["run", "--train-on", ""]) == 0
+    warehouse = Warehouse()
+    with dg.DagsterInstance.get() as instance:
+        requests = _evaluate_everything(instance)
+        assert {"sensor learned_scores_current", "sensor label_sets_sensor",
+                "sensor twitterstream_files_sensor", "sensor oasis_runs_sensor",
+                "sensor reconstruct_after_hydration",
+                "schedule daily_refresh_schedule"} <= set(requests)
+        # The platform collectors fetch new posts from remote servers every night (off by
+        # default): nothing local can say that work is done.
+        assert requests.pop("schedule collect_platforms_schedule")
+        assert {name: r for name, r in requests.items() if r} == {}
+
+        # A model: the scores sensor scores every date, the label set is judged.
+        assert defs.resolve_job_def("bot_model").execute_in_process(
+            instance=instance, run_config={"ops": {"models__bot_classifier": {"config": {
+                "model": "logistic"}}}}).success
+        version = model_store(warehouse).current_version()
+        assert [key for key, _ in stale_score_dates(warehouse, version)] == DATES
+        requests = _evaluate_everything(instance)
+        assert sorted(r.partition_key for r in requests["sensor learned_scores_current"]) \
+            == DATES
+        assert [r.partition_key for r in requests["sensor label_sets_sensor"]] == [
+            "generated_sample"]
+        assert {name for name, r in requests.items() if r} == {
+            "sensor learned_scores_current", "sensor label_sets_sensor",
+            "schedule collect_platforms_schedule"}
+        # `botpipeline run` without training scores them too; then nothing is left to do.
+        assert cli.main(["run", "--train-on", "", "--date", DATES[1]]) == 0
+        assert stale_score_dates(warehouse, version) == []
+        requests = _evaluate_everything(instance)
+        requests.pop("schedule collect_platforms_schedule")
+        assert {name: r for name, r in requests.items() if r} == {}
+
+
+def test_a_date_without_its_folder_keeps_its_rows(data_dir, tmp_path, capsys):
+    _generate(data_dir, 1)
+    key = DATES[0]
+    assert cli.main(["run", "--train-on", ""]) == 0
+    stored = data_dir / "lake" / "raw" / "tweets" / f"collection_date={key}" / "data.parquet"
+    rows = pl.read_parquet(stored).height
+    shutil.move(data_dir / "incoming" / "twitterstream" / key, tmp_path / key)
+    capsys.readouterr()
+    assert cli.main(["run", "--date", key, "--train-on", ""]) == 1
+    out = capsys.readouterr().out
+    assert "no input folder" in out and "--clear-missing" in out
+    assert pl.read_parquet(stored).height == rows > 0
+    assert cli.main(["run", "--date", key, "--train-on", "", "--clear-missing"]) == 0
+    assert pl.read_parquet(stored).height == 0
+
+
+def test_a_bad_date_is_one_line_naming_the_range(data_dir, capsys):
+    assert cli.main(["run", "--date", "2021-13-01"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "2021-13-01" in err[0] and "YYYY-MM-DD from" in err[0]
