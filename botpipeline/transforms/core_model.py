@@ -162,8 +162,9 @@ DAILY_ACCOUNTS_SQL = """
 
 # ---------------------------------------------------------------- platform collectors
 # Collectors (clients/platforms) write raw.<platform>_posts / _accounts already in the core
-# columns; they join the day's posts and accounts after the Twitter sources.
-COLLECTED_PLATFORMS = ("bluesky", "hackernews", "sharkey")
+# columns; they join the day's posts and accounts after the Twitter sources. The recorded
+# Bluesky firehose (raw/bluesky_jetstream) lands the same way.
+COLLECTED_PLATFORMS = ("bluesky", "hackernews", "sharkey", "bluesky_jetstream")
 
 
 def daily_sql(template: str, date: str, tables: set[str], kind: str) -> str:

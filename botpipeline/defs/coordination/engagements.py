@@ -25,6 +25,13 @@ from botpipeline.readers.twarc_engagements import read_twarc_engagements
 SOURCE = "engagements"
 POSTS = dg.AssetKey(["core", "posts"])
 ACCOUNTS = dg.AssetKey(["core", "accounts"])
+JETSTREAM = dg.AssetKey(["raw", "bluesky_jetstream"])
+
+# Likes recorded from the Bluesky firehose: exact time, account id (DID).
+JETSTREAM_LIKES = """
+    SELECT platform, post_id, action, account_id, username, engaged_at, observed_at, source,
+           source_file
+    FROM raw.bluesky_jetstream_likes WHERE collection_date = DATE '{key}'"""
 
 STREAM_REPOSTS = """
     SELECT platform, reposted_id AS post_id, 'repost' AS action, author_id AS account_id,
@@ -58,7 +65,7 @@ class EngagementsConfig(dg.Config):
     """The check warns above this share of quarantined rows among the rows read from files."""
 
 
-@dg.asset(key=["raw", "engagements"], group_name="raw", deps=[POSTS, ACCOUNTS],
+@dg.asset(key=["raw", "engagements"], group_name="raw", deps=[POSTS, ACCOUNTS, JETSTREAM],
           partitions_def=daily_partitions, kinds={"duckdb", "parquet", "polars"},
           description=__doc__,
           check_specs=[dg.AssetCheckSpec(CHECK, asset=["raw", "engagements"],
@@ -78,6 +85,8 @@ def raw_engagements(context: dg.AssetExecutionContext, config: EngagementsConfig
     with warehouse.get_connection() as con:
         con.register("_files", files)
         union = f"SELECT * FROM _files UNION ALL BY NAME ({STREAM_REPOSTS.format(key=key)})"
+        if "raw.bluesky_jetstream_likes" in {t.qualified for t in lake.tables()}:
+            union += f" UNION ALL BY NAME ({JETSTREAM_LIKES.format(key=key)})"
         resolve = RESOLVE.format(key=key, union=union, accounts_window=lookback_sql(key, 7))
         rows = lake.write("raw", "engagements", key, resolve,
                           con=con, order_by="action, post_id, actor")
