@@ -215,7 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     sample = sub.add_parser("sample", help="regenerate the shipped Twitter Stream Grab sample",
                             add_help=False)
     sample.set_defaults(func=None)
+    record = sub.add_parser("record-jetstream", add_help=False,
+                            help="record the Bluesky firehose (Jetstream) into hourly "
+                                 "incoming/bluesky_jetstream/ files; runs until stopped")
+    record.set_defaults(func=None)
     args, rest = parser.parse_known_args(argv)
+    if args.command == "record-jetstream":
+        from botpipeline.clients.jetstream import main as record_main
+
+        return record_main(rest)
     if args.command == "sample":
         from botpipeline.samples.twitterstream import main as sample_main
 
