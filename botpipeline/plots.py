@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-import matplotlib
+import polars as pl
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import polars as pl  # noqa: E402
+
+class _Pyplot:
+    """matplotlib.pyplot (Agg backend), imported on first use: importing the code location
+    must not pay for matplotlib (~0.4 s) when no figure is drawn."""
+
+    def __getattr__(self, name: str):
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot
+
+        return getattr(matplotlib.pyplot, name)
+
+
+plt = _Pyplot()
 
 
 def tweets_per_hour(frame: pl.DataFrame, title: str):

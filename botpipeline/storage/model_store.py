@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from botpipeline.models.bot_classifier import BotClassifier
+if TYPE_CHECKING:  # scikit-learn is imported only when a model is saved or loaded
+    from botpipeline.models.bot_classifier import BotClassifier
 
 
 class ModelStore:
@@ -38,5 +40,7 @@ class ModelStore:
 
     def current(self) -> BotClassifier | None:
         """The current model, checked (ModelFileError says what is wrong and what to do)."""
+        from botpipeline.models.bot_classifier import BotClassifier
+
         version = self.current_version()
         return BotClassifier.load(self.path(version)) if version else None

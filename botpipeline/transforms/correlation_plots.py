@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import math
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
 
+from botpipeline.plots import plt  # pyplot on first use
 from botpipeline.transforms.correlations import correlation_square
 
 SCATTER_MAX_POINTS = 20_000  # beyond this a deterministic sample is drawn, for speed

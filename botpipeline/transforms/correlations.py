@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 METHODS = ("pearson", "spearman")
 RESULT_SCHEMA = {"method": pl.String, "feature_a": pl.String, "feature_b": pl.String,
@@ -73,6 +72,8 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
 
 def _p_value(r: float, n: int, method: str) -> float:
     """Two-sided p-value as scipy computes it (beta for Pearson, t for Spearman)."""
+    from scipy import stats  # ~1 s to import: only when correlations are computed
+
     if method == "pearson":
         ab = n / 2 - 1
         return float(2 * stats.beta.sf(abs(r), ab, ab, loc=-1, scale=2))

@@ -21,8 +21,6 @@ import polars as pl
 from botpipeline.defs.metadata import markdown_preview, png_metadata
 from botpipeline.defs.models import labelled_accounts
 from botpipeline.defs.resources import Warehouse
-from botpipeline.models.bot_classifier import (CANDIDATES, ORIGIN, TrainingConfig,
-                                               evaluate_candidates, select, train)
 from botpipeline.plots import calibration_plot, feature_importance, roc_and_pr_curves
 from botpipeline.storage.model_store import ModelStore
 from botpipeline.transforms.profile_features import model_features
@@ -61,6 +59,8 @@ def model_store(warehouse: Warehouse) -> ModelStore:
 
 def training_rows(accounts: labelled_accounts.LabelledAccounts) -> pl.DataFrame:
     """Model features, ``is_bot`` and ``origin`` (the label set) of a set's accounts."""
+    from botpipeline.models.bot_classifier import ORIGIN
+
     return model_features(accounts.frame).with_columns(
         accounts.frame["positive"].alias("is_bot"), pl.lit(accounts.name).alias(ORIGIN))
 
@@ -84,6 +84,10 @@ def _selection_table(results: dict, chosen: str) -> pl.DataFrame:
           kinds={"sklearn"}, description=__doc__)
 def bot_classifier(context: dg.AssetExecutionContext, config: BotModelConfig,
                    warehouse: Warehouse) -> dg.MaterializeResult:
+    # scikit-learn (~1 s to import) only where a model is trained or judged
+    from botpipeline.models.bot_classifier import (CANDIDATES, ORIGIN, TrainingConfig,
+                                                   evaluate_candidates, select, train)
+
     positives = frozenset(w.lower() for w in config.positive_labels)
     names = list(dict.fromkeys(config.label_sets or [config.label_set]))
     unknown = [m for m in ([config.model] if config.model != "auto" else [])

@@ -17,7 +17,6 @@ from botpipeline.defs.models import labelled_accounts
 from botpipeline.defs.models.bot_classifier import model_store
 from botpipeline.defs.partitions import label_sets
 from botpipeline.defs.resources import Warehouse
-from botpipeline.models.bot_classifier import ORIGIN, ranking_metrics
 from botpipeline.plots import roc_and_pr_curves
 from botpipeline.transforms.label_evaluation import detector_report
 from botpipeline.transforms.profile_features import model_features
@@ -35,6 +34,9 @@ class ModelEvaluationConfig(dg.Config):
 
 
 def _report(frame: pl.DataFrame) -> dict:
+    # scikit-learn (~1 s to import) only where a model is trained or judged
+    from botpipeline.models.bot_classifier import ranking_metrics
+
     y = frame["positive"].to_numpy()
     return {name: detector_report(frame, flag, score)
             | {"pr_auc": ranking_metrics(y, frame[score].cast(pl.Float64).to_numpy())["pr_auc"]}
@@ -42,6 +44,8 @@ def _report(frame: pl.DataFrame) -> dict:
 
 
 def _per_source(frame: pl.DataFrame) -> pl.DataFrame:
+    from botpipeline.models.bot_classifier import ranking_metrics
+
     rows = []
     for (platform, source), part in frame.group_by("platform", "feature_source",
                                                    maintain_order=True):
@@ -59,6 +63,8 @@ def _per_source(frame: pl.DataFrame) -> pl.DataFrame:
           partitions_def=label_sets, kinds={"sklearn", "parquet"}, description=__doc__)
 def model_evaluation(context: dg.AssetExecutionContext, config: ModelEvaluationConfig,
                      warehouse: Warehouse) -> dg.MaterializeResult:
+    from botpipeline.models.bot_classifier import ORIGIN
+
     name = context.partition_key
     model = model_store(warehouse).current()
     if model is None:

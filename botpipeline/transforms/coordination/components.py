@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 
 def component_labels(edges: pl.DataFrame) -> pl.DataFrame:
@@ -18,6 +16,9 @@ def component_labels(edges: pl.DataFrame) -> pl.DataFrame:
     coded = (edges.join(index.rename({"node": "a", "i": "ia"}), on="a")
                   .join(index.rename({"node": "b", "i": "ib"}), on="b"))
     n = nodes.len()
+    from scipy.sparse import coo_matrix  # deferred: scipy is slow to import
+    from scipy.sparse.csgraph import connected_components
+
     graph = coo_matrix((np.ones(coded.height, dtype=np.int8),
                         (coded["ia"].to_numpy(), coded["ib"].to_numpy())), shape=(n, n))
     _, component = connected_components(graph, directed=False)

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy.stats import poisson
 
 
 @dataclass(frozen=True)
@@ -57,6 +56,8 @@ def score_edges(edges: pl.DataFrame, counts: pl.DataFrame, totals: pl.DataFrame 
               .join(n.rename({"actor": "actor_b", "actions": "n_b"}), on=["kind", "actor_b"])
               .join(rates.select("kind", "q", "pairs"), on="kind")
               .with_columns((pl.col("q") * pl.col("n_a") * pl.col("n_b")).alias("expected")))
+    from scipy.stats import poisson  # deferred: scipy.stats takes ~1 s to import
+
     p = poisson.sf(scored["weight"].to_numpy() - 1, scored["expected"].to_numpy()) \
         if scored.height else np.array([], dtype=np.float64)
     return scored.with_columns(pl.Series("p_value", p, dtype=pl.Float64)).with_columns(
