@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import resource
 import time
 
 import psutil
@@ -19,16 +20,25 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
+def _cpu() -> float:
+    """CPU seconds of this process and of its waited-for descendants."""
+    own, children = (resource.getrusage(resource.RUSAGE_SELF),
+                     resource.getrusage(resource.RUSAGE_CHILDREN))
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def _run(fn, args, queue) -> None:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu()
     result = fn(*args)
     result["seconds"] = time.perf_counter() - started
+    result["cpu_seconds"] = _cpu() - cpu
     queue.put(result)
 
 
 def in_child(fn, *args) -> dict:
-    """``fn(*args)`` (a dict) in a spawned process, plus ``seconds`` and ``peak_rss_mb``
-    sampled every 50 ms over the process tree."""
+    """``fn(*args)`` (a dict) in a spawned process, plus ``seconds``, ``cpu_seconds`` (its own
+    and its waited-for children's) and ``peak_rss_mb`` sampled every 50 ms over the process
+    tree."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_run, args=(fn, args, queue))

@@ -10,12 +10,14 @@ they are kept, marked ``included``. API ``errors`` (deleted, suspended, not foun
 rows. A line that is not JSON, or not one of these shapes, is quarantined with its reason.
 
 API data arrives at API scale (pages of 100), so lines are decoded one by one with orjson;
-the tweets and users of a file are then shaped into frames in one go by polars.
+the tweets and users of a file are then shaped into frames in one go by polars. ``.jsonl.gz``
+files are inflated with ISA-L (the ``isal`` package) when it is installed.
 """
 
 from __future__ import annotations
 
 import gzip
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,14 +47,31 @@ def _is_user(obj: dict) -> bool:
     return "username" in obj and "text" not in obj
 
 
+try:  # ISA-L's inflate: about 3x the standard library's (measured here)
+    from isal import igzip as _igzip
+except ImportError:  # pragma: no cover - optional speed-up
+    _igzip = None
+
+
+def _file_bytes(path: Path) -> bytes:
+    """A file's bytes, gunzipped (all members) when it ends in ``.gz``."""
+    raw = path.read_bytes()
+    if not path.name.endswith(".gz"):
+        return raw
+    if _igzip is not None:
+        try:
+            return _igzip.decompress(raw)
+        except Exception:  # noqa: BLE001 - damaged: let the standard library say why
+            pass
+    return gzip.decompress(raw)
+
+
 def read_file(path: Path, name: str, observed_at=None) -> V2Batch:
-    opener = gzip.open if path.name.endswith(".gz") else open
     tweets, included, users, errors, bad = [], [], [], [], []
     lines = blank = 0
     try:
-        with opener(path, "rb") as handle:
-            data = handle.read()
-    except (OSError, EOFError) as exc:
+        data = _file_bytes(path)
+    except (OSError, EOFError, zlib.error) as exc:
         bad.append({"source_file": name, "line_number": None,
                     "reason": f"unreadable file: {exc}", "raw": None})
         data = b""

@@ -19,6 +19,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+try:  # ISA-L's inflate: about 3x zlib on these members (measured here); zlib otherwise
+    from isal import isal_zlib as _isal_zlib
+except ImportError:  # pragma: no cover - optional speed-up
+    _isal_zlib = None
+
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".zip")
 MEMBER_SUFFIXES = (".json.bz2", ".json.gz", ".jsonl.bz2", ".jsonl.gz", ".json", ".jsonl",
                    ".bz2", ".gz")
@@ -211,14 +216,34 @@ def codec_of(data: bytes, name: str) -> str:
 
 
 def decompress(data: bytes, name: str) -> Decompressed:
+    """Decompress a member whole; gzip through ISA-L when installed (3x zlib's speed here).
+
+    bz2 stays on the standard library: measured here on the generated day's members,
+    indexed_bzip2 1.7 on one thread was slower than ``bz2`` (its speed comes from using
+    several threads on one large file; members are spread over the cores instead). A damaged
+    gzip member is decoded again with zlib, so salvage and messages stay the same."""
     codec = codec_of(data, name)
     if codec == "bz2":
         payload, error = _decompress_streams(data, bz2.BZ2Decompressor, "bz2")
     elif codec == "gzip":
-        payload, error = _decompress_streams(data, lambda: zlib.decompressobj(47), "gzip")
+        payload, error = None, None
+        if _isal_zlib is not None:
+            try:
+                payload, error = _decompress_streams(
+                    data, lambda: _isal_zlib.decompressobj(47), "gzip")
+            except _isal_zlib.error:
+                payload = None
+        if payload is None or error is not None:
+            payload, error = _decompress_streams(data, lambda: zlib.decompressobj(47), "gzip")
     else:
         payload, error = data, None
     return Decompressed(payload, codec, error)
+
+
+def decompressor() -> str:
+    """Names of the decompressors in use, for reports."""
+    return "bz2: Python bz2 (libbzip2); gzip: " + (
+        "isal (ISA-L)" if _isal_zlib is not None else "Python zlib")
 
 
 def _decompress_streams(data: bytes, make, label: str) -> tuple[bytes, str | None]:

@@ -9,6 +9,7 @@ bounded by the batches in flight, whatever the size of the day.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -52,6 +53,9 @@ class IngestReport:
     bytes_compressed: int = 0
     bytes_decompressed: int = 0
     seconds: float = 0.0
+    decompress_cpu_seconds: float = 0.0  # thread CPU in decompression, all workers
+    parse_cpu_seconds: float = 0.0  # thread CPU in parsing, shaping and staging, all workers
+    workers: int = 0
 
     @property
     def tweet_lines(self) -> int:
@@ -82,11 +86,15 @@ class BatchSummary:
     bytes_compressed: int = 0
     bytes_decompressed: int = 0
     message_counts: Counter = field(default_factory=Counter)
+    decompress_cpu: float = 0.0
+    parse_cpu: float = 0.0
 
 
 def process_batch(members: list[Member], staging: str, batch_no: int) -> BatchSummary:
     """Decompress and parse members, write their frames as one staged part per table."""
+    started = time.thread_time()
     unpacked = [decompress(m.data, m.member or m.source_file) for m in members]
+    decompressed = time.thread_time()
     batch = parse_members([MemberInput(u.payload, m.source_file, m.member, u.error is not None)
                            for m, u in zip(members, unpacked)])
     problems = [_problem_frame(Problem(m.source_file, m.member, "member", u.error))
@@ -115,6 +123,8 @@ def process_batch(members: list[Member], staging: str, batch_no: int) -> BatchSu
                         ("quarantine", pl.concat([batch.quarantine, *problems]))):
         if frame.height:
             _write_part(staging_dir, name, batch_no, frame)
+    summary.decompress_cpu = decompressed - started
+    summary.parse_cpu = time.thread_time() - decompressed
     return summary
 
 
@@ -154,17 +164,20 @@ def _executor(workers: int) -> Iterator[Executor | None]:
         yield pool
 
 
-def ingest_day(day_dir: Path, collection_date: date, lake: ParquetLake, *, workers: int = 2,
+def ingest_day(day_dir: Path, collection_date: date, lake: ParquetLake, *,
+               workers: int | None = None,
                batch_bytes: int = 4 << 20, memory_limit: str = "1GB",
                progress: Callable[[str], None] | None = None) -> IngestReport:
     """Read every file of one day folder and replace that date's partition of each raw table.
 
-    Batches of about ``batch_bytes`` of compressed members are parsed on ``workers`` threads.
+    Batches of about ``batch_bytes`` of compressed members are parsed on ``workers`` threads
+    (default: one per core).
     """
+    workers = workers or os.cpu_count() or 1
     started = time.perf_counter()
     say = progress or log.info
     key = collection_date.isoformat()
-    report = IngestReport(key)
+    report = IngestReport(key, workers=workers)
     staging_root = lake.root / "_staging"
     staging_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"raw-{key}-", dir=staging_root))
@@ -184,6 +197,8 @@ def ingest_day(day_dir: Path, collection_date: date, lake: ParquetLake, *, worke
         report.bytes_compressed += summary.bytes_compressed
         report.bytes_decompressed += summary.bytes_decompressed
         report.message_counts.update(summary.message_counts)
+        report.decompress_cpu_seconds += summary.decompress_cpu
+        report.parse_cpu_seconds += summary.parse_cpu
         members_rows.extend(summary.members)
         elapsed = max(time.perf_counter() - started, 1e-9)
         say(f"{key}: {report.members} members, {report.lines_read:,} lines, "
@@ -224,6 +239,9 @@ def ingest_day(day_dir: Path, collection_date: date, lake: ParquetLake, *, worke
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     report.seconds = time.perf_counter() - started
+    say(f"{key}: ingested in {report.seconds:.1f}s on {workers} workers; worker CPU "
+        f"{report.decompress_cpu_seconds:.1f}s decompressing, {report.parse_cpu_seconds:.1f}s "
+        f"parsing and staging")
     return report
 
 
