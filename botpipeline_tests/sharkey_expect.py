@@ -1,8 +1,14 @@
-"""Assertions shared by the publish tests: the server holds exactly what the plan says."""
+"""Shared by the publish tests: publishing, killing the publisher, and asserting that the
+server holds exactly what the plan says."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 from collections import Counter
 from pathlib import Path
 
@@ -97,3 +103,54 @@ def forget_token(store_dir: Path, username: str) -> None:
     data = json.loads(path.read_text())
     data[username.lower()].pop("token")
     path.write_text(json.dumps(data))
+
+
+class KillSchedule:
+    """SIGKILL the publishing worker at chosen requests (the test server's ``on_request`` and
+    ``kill_hook``). ``choose(seq, endpoint)`` names a moment (``kill_before`` / ``kill_after``)
+    or None. A process is doomed when its moment is chosen, not when the kill lands
+    (``kill_after`` waits for the server's work), so two moments never hit one process: a moment
+    that arrives from a doomed process's stragglers goes to the next process."""
+
+    def __init__(self, choose):
+        self.choose, self.lock = choose, threading.Lock()
+        self.proc = self.doomed = None
+        self.kills = self.deferred = 0
+
+    def on_request(self, seq: int, endpoint: str) -> str | None:
+        with self.lock:
+            action = self.choose(seq, endpoint)
+            if self.doomed is self.proc:
+                self.deferred += action is not None
+                return None
+            if action is None and self.deferred:
+                self.deferred -= 1
+                action = "kill_after"
+            if action is not None:
+                self.doomed, self.kills = self.proc, self.kills + 1
+            return action
+
+    def kill(self) -> None:
+        os.kill(self.proc.pid, signal.SIGKILL)
+
+
+def publish_until_done(server, schedule: KillSchedule, run_dir: Path, work: Path,
+                       max_runs: int = 80) -> tuple[int, dict]:
+    """Run botpipeline_tests.sharkey_publish_worker until it finishes; every run that does not
+    finish must have been killed (one that stops by itself would need a hand step). Returns the
+    number of runs and the last run's report."""
+    root = Path(__file__).resolve().parent.parent
+    server.on_request, server.kill_hook = schedule.on_request, schedule.kill
+    env = {**os.environ, "PYTHONPATH": str(root), "SHARKEY_ADMIN_TOKEN": server.admin_token}
+    for runs in range(1, max_runs + 1):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "botpipeline_tests.sharkey_publish_worker", server.url,
+             str(run_dir), str(work)], env=env, cwd=root, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        with schedule.lock:
+            schedule.proc = proc
+        out, err = proc.communicate(timeout=300)
+        if proc.returncode == 0:
+            return runs, json.loads(out.strip().splitlines()[-1])
+        assert proc.returncode == -signal.SIGKILL, err[-3000:]
+    raise AssertionError(f"the publish never finished in {max_runs} runs")

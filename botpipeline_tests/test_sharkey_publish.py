@@ -4,16 +4,10 @@ once, through faults, crashes and kills; verified by the asset checks; no token 
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -30,8 +24,8 @@ from botpipeline.storage.sharkey_ledger import Ledger
 from botpipeline.transforms.sharkey.plan import plan_publication
 from botpipeline_tests.conftest import PROJECT_ROOT
 from botpipeline_tests.misskey_server import FaultConfig, MisskeyTestServer
-from botpipeline_tests.sharkey_expect import (assert_published_exactly, forget, forget_token,
-                                            publish)
+from botpipeline_tests.sharkey_expect import (KillSchedule, assert_published_exactly, forget,
+                                            forget_token, publish, publish_until_done)
 
 RUN_ID = "prod_100p_100s_65_35"
 
@@ -259,62 +253,29 @@ def test_killed_at_30_seeded_moments_under_faults_the_server_ends_identical(
                  for n in rng.sample(range(2, 95), 12)}
     at_call = {n: rng.choice(["kill_before", "kill_after"])
                for n in rng.sample(range(150, 2600), 18)}
-    state = {"proc": None, "doomed": None, "kills": 0, "creates": 0, "create_kills": 0,
-             "deferred": 0}
-    lock = threading.Lock()
+    creates = {"seen": 0, "killed": 0}
 
-    def on_request(seq, endpoint):
-        with lock:
-            action = None
-            if endpoint == "admin/accounts/create":
-                state["creates"] += 1
-                action = at_create.get(state["creates"])
-                state["create_kills"] += action is not None
-            action = action or at_call.get(seq)
-            if state["doomed"] is state["proc"]:  # its kill is under way (kill_after waits
-                state["deferred"] += action is not None  # for the work): the moment goes to
-                return None                               # the next process
-            if action is None and state["deferred"]:
-                state["deferred"] -= 1
-                action = "kill_after"
-            if action is not None:
-                state["doomed"] = state["proc"]
-                state["kills"] += 1
-            return action
-
-    def kill():
-        os.kill(state["proc"].pid, signal.SIGKILL)
+    def choose(seq, endpoint):
+        if endpoint == "admin/accounts/create":
+            creates["seen"] += 1
+            if creates["seen"] in at_create:
+                creates["killed"] += 1
+                return at_create[creates["seen"]]
+        return at_call.get(seq)
 
     faults = FaultConfig(rate=0.05, kinds=("error500", "error500_after", "drop", "drop_after",
                                            "cut_after", "slow"), seed=KILL_SEED,
                          slow_seconds=0.02)
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    schedule = KillSchedule(choose)
     with MisskeyTestServer(flavor=flavor, rate_limit_scale=0, faults=faults,
                            latency={"admin/accounts/create": (0.01, 0.05)}) as srv:
-        srv.on_request, srv.kill_hook = on_request, kill
-        env["SHARKEY_ADMIN_TOKEN"] = srv.admin_token
-        runs = 0
-        for runs in range(1, 80):
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "botpipeline_tests.sharkey_publish_worker", srv.url,
-                 str(oasis_dir), str(tmp_path)], env=env, cwd=PROJECT_ROOT,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            with lock:
-                state["proc"] = proc
-            out, err = proc.communicate(timeout=300)
-            if proc.returncode == 0:
-                break
-            # Killed, or nothing: a run that stops by itself would need a hand step.
-            assert proc.returncode == -signal.SIGKILL, err[-3000:]
-        else:
-            pytest.fail("the publish never finished")
+        runs, result = publish_until_done(srv, schedule, oasis_dir, tmp_path)
         srv.faults = None
-        assert state["kills"] == runs - 1 == 30 and state["create_kills"] == 12
-        result = json.loads(out.strip().splitlines()[-1])
+        assert schedule.kills == runs - 1 == 30 and creates["killed"] == 12
         assert result["failed"] == 0 and result["blocked"] == 0
         assert_published_exactly(srv, plan, tmp_path / "ledger.duckdb")
-        print(f"{flavor}: seed {KILL_SEED}, {runs} runs, {state['kills']} killed "
-              f"({state['create_kills']} at account creation), faults "
+        print(f"{flavor}: seed {KILL_SEED}, {runs} runs, {schedule.kills} killed "
+              f"({creates['killed']} at account creation), faults "
               f"{dict(srv.fault_counts)}, sign-ins {srv.request_counts['signin-flow']}, "
               f"requests {sum(srv.request_counts.values())}")
 

@@ -10,14 +10,9 @@ at seeded moments and restarted ends with the plan exactly.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import threading
 
 import dagster as dg
 import duckdb
@@ -31,7 +26,8 @@ from botpipeline.transforms.sharkey.threads import (ThreadSettings, plan_threads
                                                      rewrite, select_threads)
 from botpipeline_tests.conftest import PROJECT_ROOT
 from botpipeline_tests.misskey_server import MisskeyTestServer
-from botpipeline_tests.sharkey_expect import assert_published_exactly
+from botpipeline_tests.sharkey_expect import (KillSchedule, assert_published_exactly,
+                                            publish_until_done)
 
 DATE = "2021-01-03"
 SALT = "test-salt-not-a-secret"
@@ -170,37 +166,11 @@ def test_killed_and_resumed_no_duplicates_nothing_lost(scored, tmp_path):
     total = plan.accounts.height * 4 + plan.notes.height  # creates, uploads, profiles, notes
     moments = {n: rng.choice(["kill_before", "kill_after"])
                for n in rng.sample(range(3, total), min(10, total - 3))}
-    state = {"proc": None, "doomed": None, "kills": 0}
-    lock = threading.Lock()
-
-    def on_request(seq, endpoint):
-        with lock:
-            action = moments.get(seq)
-            if action is None or state["doomed"] is state["proc"]:
-                return None
-            state["doomed"], state["kills"] = state["proc"], state["kills"] + 1
-            return action
-
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    schedule = KillSchedule(lambda seq, endpoint: moments.get(seq))
     with MisskeyTestServer(flavor="misskey", rate_limit_scale=0,
                            latency={"admin/accounts/create": (0.01, 0.03)}) as srv:
-        srv.on_request = on_request
-        srv.kill_hook = lambda: os.kill(state["proc"].pid, signal.SIGKILL)
-        env["SHARKEY_ADMIN_TOKEN"] = srv.admin_token
-        for _ in range(40):
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "botpipeline_tests.sharkey_publish_worker", srv.url,
-                 str(saved), str(tmp_path / "work")], env=env, cwd=PROJECT_ROOT,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            with lock:
-                state["proc"] = proc
-            out, err = proc.communicate(timeout=300)
-            if proc.returncode == 0:
-                break
-            assert proc.returncode == -signal.SIGKILL, err[-3000:]
-        else:
-            pytest.fail("the publish never finished")
-        assert state["kills"] >= 5
+        runs, result = publish_until_done(srv, schedule, saved, tmp_path / "work")
+        assert schedule.kills == runs - 1 >= 5 and result["failed"] == 0
         assert_published_exactly(srv, plan, tmp_path / "work" / "ledger.duckdb", parts=PARTS)
 
 
