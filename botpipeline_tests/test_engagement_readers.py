@@ -409,7 +409,9 @@ def regenerated(tmp_path_factory) -> tuple[Path, dict]:
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    folders = [root / "incoming" / "engagements", root / "truth" / "engagements"]
+    """The sample's files: its own date folders only (a user may drop others beside them)."""
+    folders = [root / "incoming" / "engagements" / day for day in DATES]
+    folders.append(root / "truth" / "engagements")
     return {p.relative_to(root).as_posix(): p.read_bytes()
             for folder in folders for p in sorted(folder.rglob("*")) if p.is_file()}
 

@@ -61,7 +61,8 @@ def twibot_and_sample(data_dir, real_data):
     """The shipped sample's first date, its labels, and the TwiBot-22 sample as a label set."""
     day = SAMPLE / "incoming" / "twitterstream" / "2021-01-02"
     shutil.copytree(day, data_dir / "incoming" / "twitterstream" / day.name)
-    shutil.copytree(SAMPLE / "incoming" / "labels", data_dir / "incoming" / "labels")
+    shutil.copytree(SAMPLE / "incoming" / "labels" / "generated_sample",
+                    data_dir / "incoming" / "labels" / "generated_sample")
     twibot = data_dir / "incoming" / "labels" / "twibot22"
     twibot.mkdir()
     for name in ("user_sample.json", "label_sample.csv"):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
+import importlib.util
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -198,6 +199,12 @@ class DetoxifyBackend:
     def __init__(self, model_type: str = "original", checkpoint: str | Path | None = None,
                  huggingface_config_path: str | Path | None = None, device: str = "cpu",
                  batch_size: int = 32, quantize: bool = False, *, by_length: bool = True):
+        missing = [m for m in ("torch", "detoxify") if importlib.util.find_spec(m) is None]
+        if missing:
+            raise ToxicityModelUnavailable(
+                f"backend detoxify needs {' and '.join(missing)}, the optional extra "
+                f"`detoxify`: pip install -e \".[detoxify]\" --extra-index-url "
+                f"https://download.pytorch.org/whl/cpu (the CPU build; plain PyPI gives CUDA)")
         self.device = resolve_device(device)
         self.batch_size = max(1, batch_size)
         self.by_length = by_length
