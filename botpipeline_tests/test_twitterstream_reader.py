@@ -247,3 +247,48 @@ def test_iter_members_reports_unsupported_files(tmp_path):
     (tmp_path / "x.csv").write_text("a,b")
     items = list(iter_members(tmp_path))
     assert len(items) == 1 and items[0].scope == "file"
+
+
+# ------------------------------------------------------------- fast path == exact path
+def _frames(batch):
+    return {name: getattr(batch, name).sort(getattr(batch, name).columns)
+            for name in ("tweets", "deletions", "snapshots", "referenced", "quarantine")}
+
+
+def test_arrow_fast_path_matches_the_exact_path(real_data):
+    """The Arrow reader (fast path) and DuckDB's (exact path) give the same frames."""
+    from botpipeline.readers.twitterstream import messages as m
+
+    payload = decompress((real_data / MINUTE).read_bytes(), MINUTE).payload
+    # a second member: the clean lines of the tests above, one without its last newline
+    small = _lines(_tweet(1, extended_tweet={"full_text": "long"}), _delete(3),
+                   _tweet(2, retweeted_status=_tweet(7), quoted_status=_tweet(8)),
+                   {"limit": {"track": 12}}).rstrip(b"\n")
+    items = [m.MemberInput(payload, "a", "29.json"), m.MemberInput(small, "a", "b.json")]
+    fast = m._build_frame(items)
+    assert fast[0]["_m"].n_unique() == 2
+    exact = m._exact_frame(items)
+    assert fast[1:] == exact[1:]
+    got, want = _frames(m._shape(items, *fast)), _frames(m._shape(items, *exact))
+    for name in got:
+        assert got[name].equals(want[name]), name
+
+
+def test_arrow_refusals_take_the_exact_path():
+    """Bytes that are not UTF-8 in a field nobody keeps, a blank line, a value of another
+    type: the member is read the exact way, with the same counts and reasons as before."""
+    from botpipeline.readers.twitterstream import messages as m
+
+    odd = _lines(_tweet(1)).replace(b'"lang"', b'"zz": "\xff", "lang"')
+    items = [m.MemberInput(odd, "a", "utf8"),
+             m.MemberInput(_lines(_tweet(2)) + b"\n" + _lines(_tweet(3)), "a", "blank"),
+             m.MemberInput(_lines(_tweet(4, retweet_count="5"), _tweet(5)), "a", "type"),
+             m.MemberInput(_lines(_tweet(6)), "a", "clean")]
+    batch = m.parse_members(items)
+    counts = [(s["lines"], s["blank_lines"], s["quarantined_lines"]) for s in batch.members]
+    assert counts == [(1, 0, 1), (2, 1, 0), (2, 0, 0), (1, 0, 0)]
+    assert batch.quarantine.height == 1
+    assert batch.quarantine["reason"][0].startswith("non-UTF-8")
+    assert sorted(batch.tweets["tweet_id"].to_list()) == [str(10**18 + i) for i in (2, 3, 4, 5, 6)]
+    blank = batch.tweets.filter(batch.tweets["source_member"] == "blank")
+    assert sorted(blank["_line"].to_list()) == [1, 3]

@@ -431,6 +431,18 @@ def _build_frame(items: list[MemberInput]) -> tuple[pl.DataFrame, list[list], li
     return pl.concat(parts, how="diagonal_relaxed"), bad, lines, blanks
 
 
+def _valid_utf8(payload: bytes) -> bool:
+    """Whether the bytes are UTF-8, checked by Arrow's SIMD validator (10x ``bytes.decode``)
+    without copying them."""
+    offsets = pa.py_buffer(np.array([0, len(payload)], dtype=np.int64))
+    try:
+        pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(payload)]
+                              ).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
 def _arrow_frame(items: list[MemberInput], chosen: list[int], lines: list[int]) -> pl.DataFrame:
     """Several clean members in one pass of Arrow's JSON reader (no Python per line).
 
@@ -439,25 +451,23 @@ def _arrow_frame(items: list[MemberInput], chosen: list[int], lines: list[int]) 
     duplicate key, invalid JSON); those members take the exact path."""
     if not chosen:
         return _empty_frame()
-    counts = []
-    chunks = []
+    counts, tables = [], []
     for i in chosen:
         payload = items[i].payload
-        try:
-            payload.decode("utf-8")  # Arrow does not check the bytes of skipped fields
-        except UnicodeDecodeError:
-            raise _NotFast from None
+        if not _valid_utf8(payload):  # Arrow does not check the bytes of skipped fields
+            raise _NotFast
+        if payload and not payload.endswith(b"\n"):
+            payload += b"\n"
         counts.append(_line_count(payload))
-        chunks.append(payload if payload.endswith(b"\n") or not payload else payload + b"\n")
-    data = b"".join(chunks)
-    try:
-        table = pa_json.read_json(
-            pa.py_buffer(data),
-            read_options=pa_json.ReadOptions(use_threads=False,
-                                             block_size=max(len(data) + 1, 1 << 20)),
-            parse_options=_ARROW_PARSE)
-    except (pa.ArrowException, ValueError) as exc:
-        raise _NotFast from exc
+        try:
+            tables.append(pa_json.read_json(
+                pa.py_buffer(payload),
+                read_options=pa_json.ReadOptions(use_threads=False,
+                                                 block_size=max(len(payload) + 1, 1 << 20)),
+                parse_options=_ARROW_PARSE))
+        except (pa.ArrowException, ValueError) as exc:
+            raise _NotFast from exc
+    table = pa.concat_tables(tables)
     total = sum(counts)
     if table.num_rows != total:  # blank lines were skipped: line numbers unknown
         raise _NotFast
