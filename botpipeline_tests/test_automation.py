@@ -115,3 +115,42 @@ def test_a_bad_date_is_one_line_naming_the_range(data_dir, capsys):
     assert cli.main(["run", "--date", "2021-13-01"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "2021-13-01" in err[0] and "YYYY-MM-DD from" in err[0]
+
+
+def test_partitions_start_at_the_earliest_input_date(data_dir, monkeypatch):
+    from botpipeline.defs.partitions import STREAM_GRAB_START, partitions_start
+
+    monkeypatch.delenv("BOTPIPELINE_PARTITIONS_START")
+    assert partitions_start(data_dir) == STREAM_GRAB_START  # no dated input yet
+    for source, key in (("twitterstream", "2021-01-03"), ("engagements", "2020-12-30"),
+                        ("twitter_v2", "not-a-date")):
+        (data_dir / "incoming" / source / key).mkdir(parents=True)
+    assert partitions_start(data_dir) == "2020-12-30"
+    monkeypatch.setenv("BOTPIPELINE_PARTITIONS_START", "2019-05-01")
+    assert partitions_start(data_dir) == "2019-05-01"
+    monkeypatch.setenv("BOTPIPELINE_PARTITIONS_START", "May 2019")
+    with pytest.raises(ValueError, match="BOTPIPELINE_PARTITIONS_START"):
+        partitions_start(data_dir)
+
+
+def test_lineage_follows_lookback_days():
+    """Each look-back asset's partition mapping is its lookback_days default, and a run
+    config reaching further than the lineage fails rather than read what the UI hides."""
+    from botpipeline.defs.conversations.reconstruction import ConversationConfig
+    from botpipeline.defs.coordination.bins import BehaviourBinsConfig
+    from botpipeline.defs.coordination.networks import CoActionNetworkConfig
+    from botpipeline.defs.features.account_features import FeatureConfig
+    from botpipeline.defs.partitions import checked_lookback
+
+    graph = defs.resolve_asset_graph()
+    for key, upstream, config in (
+            ("features/account_features", "core/posts", FeatureConfig()),
+            ("conversations/posts", "core/posts", ConversationConfig()),
+            ("coordination/behaviour_bins", "raw/engagements", BehaviourBinsConfig()),
+            ("coordination/co_action_edges", "raw/engagements", CoActionNetworkConfig())):
+        node = graph.get(dg.AssetKey.from_user_string(key))
+        mapping = node.partition_mappings[dg.AssetKey.from_user_string(upstream)]
+        assert mapping.start_offset == -config.lookback_days, key
+    assert checked_lookback(3, 7, "x") == 3
+    with pytest.raises(dg.Failure, match="lookback_days 9 is outside its lineage"):
+        checked_lookback(9, 7, "x")

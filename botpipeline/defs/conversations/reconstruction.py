@@ -10,7 +10,8 @@ the data, to hydrate later).
 import dagster as dg
 
 from botpipeline.defs.metadata import markdown_preview
-from botpipeline.defs.conversations.sources import DAILY, NODE_COLUMNS, SIMULATED, PostSource
+from botpipeline.defs.conversations.sources import (DAILY, LOOKBACK_DAYS, NODE_COLUMNS,
+                                                 SIMULATED, PostSource)
 from botpipeline.defs.resources import Warehouse
 from botpipeline.plots import thread_sizes
 from botpipeline.transforms.conversations import reconstruct
@@ -19,8 +20,9 @@ SCHEMA = "conversations"
 
 
 class ConversationConfig(dg.Config):
-    lookback_days: int = 7
-    """Earlier daily partitions searched for parents (replies arrive after their parents)."""
+    lookback_days: int = LOOKBACK_DAYS
+    """Earlier daily partitions searched for parents (replies arrive after their parents);
+    at most LOOKBACK_DAYS (7), the window the lineage declares."""
 
 
 def nodes_sql(source: PostSource, key: str, lookback_days: int, con) -> str:

@@ -4,8 +4,11 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from botpipeline.defs.partitions import daily_partitions, oasis_runs
+from botpipeline.defs.partitions import (checked_lookback, daily_partitions, lookback_mapping,
+                                         oasis_runs)
 
+# Earlier daily partitions a conversation asset may read (its lineage); lookback_days <= this.
+LOOKBACK_DAYS = 7
 NODE_COLUMNS = "post_id, parent_id, author_id, created_at, conversation_id, source_step"
 
 
@@ -28,14 +31,16 @@ class PostSource:
         return f"{self.partition_column} = {self.tag(key)}"
 
     def window(self, key: str, lookback_days: int) -> str:
-        """The partition and, for daily data, the look-back days before it."""
+        """The partition and, for daily data, the look-back days before it (at most
+        LOOKBACK_DAYS, the window deps() declares)."""
         if not self.daily:
             return self.filter(key)
+        checked_lookback(lookback_days, LOOKBACK_DAYS, ".".join(self.posts_key) + " readers")
         return (f"collection_date BETWEEN {self.tag(key)} - INTERVAL {int(lookback_days)} DAY "
                 f"AND {self.tag(key)}")
 
     def deps(self) -> list[dg.AssetDep]:
-        mapping = dg.TimeWindowPartitionMapping(start_offset=-7) if self.daily else None
+        mapping = lookback_mapping(LOOKBACK_DAYS) if self.daily else None
         return [dg.AssetDep(dg.AssetKey(list(self.posts_key)), partition_mapping=mapping)]
 
 

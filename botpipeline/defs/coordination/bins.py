@@ -11,7 +11,8 @@ import polars as pl
 
 from botpipeline.defs.coordination.truth import planted_like_groups
 from botpipeline.defs.metadata import markdown_preview, png_metadata
-from botpipeline.defs.partitions import daily_partitions, lookback_sql
+from botpipeline.defs.partitions import (checked_lookback, daily_partitions, lookback_mapping,
+                                         lookback_sql)
 from botpipeline.defs.resources import Warehouse
 from botpipeline.plots import bin_sizes
 from botpipeline.transforms.coordination.bins import BinConfig, behaviour_bins
@@ -20,10 +21,13 @@ from botpipeline.transforms.coordination.groups import recovery
 ENGAGEMENTS = dg.AssetKey(["raw", "engagements"])
 
 
+LOOKBACK_DAYS = 6  # the lineage's window over raw/engagements; lookback_days may not exceed it
+
+
 class BehaviourBinsConfig(dg.Config):
-    lookback_days: int = 6
+    lookback_days: int = LOOKBACK_DAYS
     """Earlier collection dates pooled with the partition's (the study binned a whole
-    observation period)."""
+    observation period); at most 6."""
     min_set_size: int = BinConfig.min_set_size
     jaccard_threshold: float = BinConfig.jaccard_threshold
     num_perm: int = BinConfig.num_perm
@@ -42,13 +46,14 @@ def _groups(bins: pl.DataFrame, column: str, size: str, config: BehaviourBinsCon
 
 @dg.asset(key=["coordination", "behaviour_bins"], group_name="coordination",
           deps=[dg.AssetDep(ENGAGEMENTS,
-                            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-6))],
+                            partition_mapping=lookback_mapping(LOOKBACK_DAYS))],
           partitions_def=daily_partitions, kinds={"duckdb", "parquet", "scipy"},
           description=__doc__)
 def coordination_behaviour_bins(context: dg.AssetExecutionContext, config: BehaviourBinsConfig,
                                 warehouse: Warehouse) -> dg.MaterializeResult:
     key = context.partition_key
-    window = lookback_sql(key, config.lookback_days)
+    window = lookback_sql(key, checked_lookback(config.lookback_days, LOOKBACK_DAYS,
+                                                "coordination/behaviour_bins"))
     settings = BinConfig(min_set_size=config.min_set_size,
                          jaccard_threshold=config.jaccard_threshold,
                          num_perm=config.num_perm, bands=config.bands)

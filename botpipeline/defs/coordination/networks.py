@@ -15,7 +15,8 @@ import polars as pl
 from botpipeline.defs.conversations.reconstruction import has_table
 from botpipeline.defs.coordination.truth import planted_coordination
 from botpipeline.defs.metadata import markdown_preview, png_metadata
-from botpipeline.defs.partitions import daily_partitions, lookback_sql
+from botpipeline.defs.partitions import (checked_lookback, daily_partitions, lookback_mapping,
+                                         lookback_sql)
 from botpipeline.defs.resources import Warehouse
 from botpipeline.plots import coordination_network
 from botpipeline.transforms.coordination.co_action import (CoActionConfig, actions_sql,
@@ -28,9 +29,12 @@ EDGES = dg.AssetKey(["coordination", "co_action_edges"])
 DEFAULT = CoActionConfig()
 
 
+LOOKBACK_DAYS = 2  # the lineage's window over posts and engagements; lookback_days <= it
+
+
 class CoActionNetworkConfig(dg.Config):
-    lookback_days: int = 2
-    """Earlier collection dates pooled with the partition's."""
+    lookback_days: int = LOOKBACK_DAYS
+    """Earlier collection dates pooled with the partition's (at most 2)."""
     windows: dict[str, int] = dict(DEFAULT.windows)
     """Seconds per kind (co_repost, co_reply, co_link, co_post, co_similar); leave a kind out
     to skip it."""
@@ -45,15 +49,16 @@ class CoActionNetworkConfig(dg.Config):
 
 @dg.asset(key=EDGES.path, group_name="coordination",
           deps=[dg.AssetDep(dg.AssetKey(["core", "posts"]),
-                            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-2)),
+                            partition_mapping=lookback_mapping(LOOKBACK_DAYS)),
                 dg.AssetDep(dg.AssetKey(["raw", "engagements"]),
-                            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-2))],
+                            partition_mapping=lookback_mapping(LOOKBACK_DAYS))],
           partitions_def=daily_partitions, kinds={"duckdb", "parquet", "scipy"},
           description=__doc__)
 def co_action_edges(context: dg.AssetExecutionContext, config: CoActionNetworkConfig,
                     warehouse: Warehouse) -> dg.MaterializeResult:
     key = context.partition_key
-    window = lookback_sql(key, config.lookback_days)
+    window = lookback_sql(key, checked_lookback(config.lookback_days, LOOKBACK_DAYS,
+                                                "coordination/co_action_edges"))
     settings = CoActionConfig(windows=dict(config.windows), min_text_chars=config.min_text_chars,
                               similar_threshold=config.similar_threshold)
     with warehouse.get_connection() as con:

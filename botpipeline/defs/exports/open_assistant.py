@@ -10,7 +10,7 @@ is hydrated; so are threads below ``min_thread_size``, messages in other languag
 import dagster as dg
 
 from botpipeline.defs.conversations.reconstruction import SCHEMA, has_table
-from botpipeline.defs.conversations.sources import DAILY, SIMULATED, PostSource
+from botpipeline.defs.conversations.sources import DAILY, LOOKBACK_DAYS, SIMULATED, PostSource
 from botpipeline.defs.resources import Warehouse
 from botpipeline.transforms.open_assistant import write_export
 
@@ -20,7 +20,8 @@ class OpenAssistantExportConfig(dg.Config):
     languages: list[str] = []
     """Languages to keep (e.g. ["en"]); empty keeps all."""
     drop_deleted: bool = True
-    lookback_days: int = 7
+    lookback_days: int = LOOKBACK_DAYS
+    """At most LOOKBACK_DAYS (7), the window the lineage declares."""
 
 
 def export_rows_sql(source: PostSource, key: str, config: OpenAssistantExportConfig,

@@ -12,20 +12,23 @@ import dagster as dg
 
 from botpipeline.defs.conversations.reconstruction import has_table
 from botpipeline.defs.metadata import markdown_preview, table_schema
-from botpipeline.defs.partitions import daily_partitions
+from botpipeline.defs.partitions import checked_lookback, daily_partitions, lookback_mapping
 from botpipeline.defs.resources import Warehouse
 from botpipeline.transforms.account_features import account_features_sql
 
 
+LOOKBACK_DAYS = 7  # the lineage's window over core/posts; lookback_days may not exceed it
+
+
 class FeatureConfig(dg.Config):
-    lookback_days: int = 7
-    """Earlier daily partitions that count as the account's recent behaviour."""
+    lookback_days: int = LOOKBACK_DAYS
+    """Earlier daily partitions that count as the account's recent behaviour (at most 7)."""
     rapid_comment_seconds: int = 30
 
 
 @dg.asset(key=["features", "account_features"], group_name="features",
           deps=[dg.AssetDep(dg.AssetKey(["core", "posts"]),
-                            partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-7)),
+                            partition_mapping=lookback_mapping(LOOKBACK_DAYS)),
                 dg.AssetKey(["core", "accounts"]), dg.AssetKey(["scores", "toxicity"]),
                 dg.AssetKey(["coordination", "behaviour_bins"])],
           partitions_def=daily_partitions, kinds={"duckdb", "parquet"}, description=__doc__)
@@ -33,7 +36,8 @@ def account_features(context: dg.AssetExecutionContext, config: FeatureConfig,
                      warehouse: Warehouse) -> dg.MaterializeResult:
     key = context.partition_key
     with warehouse.get_connection() as con:
-        sql = account_features_sql(key, config.lookback_days,
+        sql = account_features_sql(key, checked_lookback(config.lookback_days, LOOKBACK_DAYS,
+                                                         "features/account_features"),
                                    toxicity=has_table(con, "scores", "toxicity"),
                                    rapid_seconds=config.rapid_comment_seconds,
                                    bins=warehouse.lake.has_partition(
