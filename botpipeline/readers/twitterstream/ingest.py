@@ -166,7 +166,7 @@ def _executor(workers: int) -> Iterator[Executor | None]:
 
 def ingest_day(day_dir: Path, collection_date: date, lake: ParquetLake, *,
                workers: int | None = None,
-               batch_bytes: int = 4 << 20, memory_limit: str = "1GB",
+               batch_bytes: int = 2 << 20, memory_limit: str = "1GB",
                progress: Callable[[str], None] | None = None) -> IngestReport:
     """Read every file of one day folder and replace that date's partition of each raw table.
 
