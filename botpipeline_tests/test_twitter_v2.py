@@ -68,3 +68,27 @@ def test_v2_day_through_the_pipeline(data_dir, real_data):
     assert kinds.get("reply", 0) >= 31 and sum(kinds.values()) >= 100
     assert replies[0] == replies[1] + replies[2] and replies[1] > 0  # includes hold parents
     assert quarantined == 1
+
+
+def test_big_day_reads_files_in_parallel_with_the_same_result(real_data, tmp_path,
+                                                              monkeypatch):
+    """A day past PARALLEL_BYTES is read one process per core (gzip through ISA-L when
+    installed); the frames are those of the serial read."""
+    import gzip
+
+    import polars as pl
+
+    from botpipeline.readers import twitter_v2
+
+    day = tmp_path / "2021-01-01"
+    day.mkdir()
+    for name in ("flat.jsonl", "users.jsonl", "streaming_output_with_error.jsonl"):
+        data = (real_data / "twarc_csv_v2" / name).read_bytes()
+        (day / f"{name}.gz").write_bytes(gzip.compress(data))
+    serial = twitter_v2.read_day(day)
+    monkeypatch.setattr(twitter_v2, "PARALLEL_BYTES", 1)
+    parallel = twitter_v2.read_day(day)
+    for part in ("posts", "users", "errors", "quarantine"):
+        assert getattr(parallel, part).equals(getattr(serial, part)), part
+    assert (parallel.lines, parallel.blank_lines) == (serial.lines, serial.blank_lines)
+    assert serial.posts.height and isinstance(serial.posts, pl.DataFrame)

@@ -11,13 +11,17 @@ rows. A line that is not JSON, or not one of these shapes, is quarantined with i
 
 API data arrives at API scale (pages of 100), so lines are decoded one by one with orjson;
 the tweets and users of a file are then shaped into frames in one go by polars. ``.jsonl.gz``
-files are inflated with ISA-L (the ``isal`` package) when it is installed.
+files are inflated with ISA-L (the ``isal`` package) when it is installed, and a day of more
+than ``PARALLEL_BYTES`` reads its files in one process per core.
 """
 
 from __future__ import annotations
 
 import gzip
+import multiprocessing as mp
+import os
 import zlib
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,10 +127,20 @@ def read_file(path: Path, name: str, observed_at=None) -> V2Batch:
                    pl.DataFrame(bad, schema=QUARANTINE_SCHEMA), lines, blank)
 
 
+PARALLEL_BYTES = 64 << 20  # a day this big (on disk) reads its files in parallel
+
+
 def read_day(day_dir: Path, observed_at=None) -> V2Batch:
     files = sorted(p for p in day_dir.rglob("*") if p.is_file() and not p.name.startswith(".")
                    and p.name.endswith((".jsonl", ".jsonl.gz", ".json", ".json.gz")))
-    batches = [read_file(p, p.relative_to(day_dir).as_posix(), observed_at) for p in files]
+    names = [p.relative_to(day_dir).as_posix() for p in files]
+    if len(files) > 1 and sum(p.stat().st_size for p in files) >= PARALLEL_BYTES:
+        # orjson holds the GIL: big days spread their files over one process per core.
+        workers = min(len(files), os.cpu_count() or 1)
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            batches = list(pool.map(read_file, files, names, [observed_at] * len(files)))
+    else:
+        batches = [read_file(p, n, observed_at) for p, n in zip(files, names)]
     if not batches:
         return V2Batch(
             v2_posts([]).with_columns(pl.lit(False).alias("included"),
