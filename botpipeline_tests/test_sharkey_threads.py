@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import shutil
 
 import dagster as dg
 import duckdb
@@ -24,7 +23,7 @@ from botpipeline.defs.resources import Warehouse
 from botpipeline.defs.sharkey.threads import ThreadPublishConfig, read_inputs
 from botpipeline.transforms.sharkey.threads import (ThreadSettings, plan_threads, pseudonym,
                                                      rewrite, select_threads)
-from botpipeline_tests.conftest import PROJECT_ROOT
+from botpipeline_tests.conftest import copy_shipped_sample
 from botpipeline_tests.misskey_server import MisskeyTestServer
 from botpipeline_tests.sharkey_expect import (KillSchedule, assert_published_exactly,
                                             publish_until_done)
@@ -38,10 +37,7 @@ PARTS = ("accounts", "profiles", "notes")
 def scored(tmp_path_factory):
     """The date through the daily pipeline, a learned model and its scores."""
     root = tmp_path_factory.mktemp("threads")
-    sample = PROJECT_ROOT / "data" / "incoming"
-    for kind in ("twitterstream", "engagements"):
-        shutil.copytree(sample / kind / DATE, root / "data" / "incoming" / kind / DATE)
-    shutil.copytree(sample / "labels", root / "data" / "incoming" / "labels")
+    copy_shipped_sample(root / "data", (DATE,))
     env = pytest.MonkeyPatch()
     env.setenv("BOTPIPELINE_DATA_DIR", str(root / "data"))
     env.setenv("BOTPIPELINE_DUCKDB", str(root / "data" / "botpipeline.duckdb"))
