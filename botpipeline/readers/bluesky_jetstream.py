@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -306,48 +307,71 @@ def ingest_day(day_dir: str | os.PathLike[str], day: date, lake: ParquetLake, *,
     report = JetstreamReport()
     files = day_files(day_dir)
     file_rows, quarantine = [], []
-    readable: dict[str, tuple[int, int, bytes | None]] = {}
-    for path in files:
-        report.files += 1
-        size = path.stat().st_size
-        report.bytes_compressed += size
-        try:
-            data = _read_bytes(path)
-        except Exception as exc:  # zstd raises its own error type; any unreadable file
-            report.files_quarantined += 1
-            quarantine.append((str(path), None, "file", f"unreadable: {exc}"[:300],
-                               path.read_bytes()[:RAW_LIMIT]))
-            file_rows.append((str(path), size, None, None, None, "quarantined"))
-            continue
-        report.bytes_decompressed += len(data)
-        lines, blank = _line_counts(data)
-        report.lines_read += lines
-        report.blank_lines += blank
-        readable[str(path)] = (lines, blank, None)
-        del data
+    readable: dict[str, tuple[int, int]] = {}
+    broken: dict[str, str] = {}
+
+    def count_lines() -> None:
+        """Each file's own line count (the proof DuckDB read every line) and the files that
+        cannot be decompressed. Runs beside DuckDB's parse: zstd releases the GIL."""
+        for path in files:
+            try:
+                data = _read_bytes(path)
+            except Exception as exc:  # zstd raises its own error type; any unreadable file
+                broken[str(path)] = f"unreadable: {exc}"[:300]
+                continue
+            report.bytes_decompressed += len(data)
+            readable[str(path)] = _line_counts(data)
+            del data
+
+    counter = threading.Thread(target=count_lines, name="jetstream-line-count")
+    counter.start()
     stage_dir = Path(tempfile.mkdtemp(prefix="jetstream-", dir=temp_dir))
     try:
         con = duckdb.connect(":memory:", config={
             "memory_limit": memory_limit, "threads": threads,
             "temp_directory": str(stage_dir / "spill"), "preserve_insertion_order": False})
+        con.execute("SET enable_progress_bar = false")
         try:
-            parts = []
-            zst = [p for p in readable if p.endswith(".zst")]
-            plain = [p for p in readable if not p.endswith(".zst")]
-            for group, codec in ((zst, "zstd"), (plain, "none")):
-                if group:
-                    parts.append(STAGE_SQL.format(
-                        fields=", ".join(f"{expr} AS {name}" for name, expr in FIELDS.items()),
-                        files="[" + ", ".join(_q(p) for p in group) + "]",
-                        commit_type=COMMIT_TYPE.replace("'", "''"), compression=codec))
-            if not parts:  # no readable file: read an empty one, for the same columns
-                (stage_dir / "empty.jsonl").write_bytes(b"")
-                parts.append(STAGE_SQL.format(
-                    fields=", ".join(f"{expr} AS {name}" for name, expr in FIELDS.items()),
-                    files=_q(str(stage_dir / "empty.jsonl")),
-                    commit_type=COMMIT_TYPE.replace("'", "''"), compression="none"))
-            con.execute("CREATE TABLE classified AS " + CLASSIFY_SQL.format(
-                stage=" UNION ALL ".join(f"({part})" for part in parts)))
+            def stage(paths: list[str]) -> None:
+                parts = []
+                zst = [p for p in paths if p.endswith(".zst")]
+                plain = [p for p in paths if not p.endswith(".zst")]
+                if not paths:  # nothing readable: an empty file gives the same columns
+                    (stage_dir / "empty.jsonl").write_bytes(b"")
+                    plain = [str(stage_dir / "empty.jsonl")]
+                for group, codec in ((zst, "zstd"), (plain, "none")):
+                    if group:
+                        parts.append(STAGE_SQL.format(
+                            fields=", ".join(f"{expr} AS {name}"
+                                             for name, expr in FIELDS.items()),
+                            files="[" + ", ".join(_q(p) for p in group) + "]",
+                            commit_type=COMMIT_TYPE.replace("'", "''"), compression=codec))
+                con.execute("CREATE OR REPLACE TABLE classified AS " + CLASSIFY_SQL.format(
+                    stage=" UNION ALL ".join(f"({part})" for part in parts)))
+
+            try:
+                stage([str(p) for p in files])
+            except duckdb.Error:
+                counter.join()
+                if not broken:
+                    raise
+                stage([str(p) for p in files if str(p) not in broken])  # without them
+            counter.join()
+            if broken:  # DuckDB may have read part of a truncated file: read again without it
+                stage([p for p in readable])
+            for path in files:
+                size = path.stat().st_size
+                report.files += 1
+                report.bytes_compressed += size
+                if str(path) in broken:
+                    report.files_quarantined += 1
+                    quarantine.append((str(path), None, "file", broken[str(path)],
+                                       path.read_bytes()[:RAW_LIMIT]))
+                    file_rows.append((str(path), size, None, None, None, "quarantined"))
+                else:
+                    lines, blank = readable[str(path)]
+                    report.lines_read += lines
+                    report.blank_lines += blank
             duplicates = con.execute(
                 f"SELECT count(*) - count(DISTINCT ({KEY})) FROM classified "
                 f"WHERE outcome <> 'quarantined'").fetchall()[0][0]
@@ -361,7 +385,7 @@ def ingest_day(day_dir: str | os.PathLike[str], day: date, lake: ParquetLake, *,
             unreadable = dict(con.execute(
                 "SELECT source_file, count(*) FROM classified WHERE did IS NULL AND "
                 "time_us IS NULL AND kind IS NULL GROUP BY 1").fetchall())
-            for path, (lines, blank, _) in readable.items():
+            for path, (lines, blank) in readable.items():
                 rows = per_file.get(path, 0)
                 if rows != lines - blank:
                     raise RuntimeError(f"{path}: DuckDB read {rows} events of {lines - blank} "

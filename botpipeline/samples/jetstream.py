@@ -60,7 +60,9 @@ class DayConfig:
     """Valid JSON that is not a usable event (no time_us, a like without a subject, ...)."""
     malformed_share: float = 0.0
     """Frames that are not JSON at all (the recorder rejects them; the server sends them)."""
-    zipf: float = 0.9
+    skew: float = 3.0
+    """Popularity of older posts: rank = pool * u**skew (u uniform), a long tail in which
+    no single post takes more than about pool**(-1/skew) of the likes."""
 
 
 @dataclass
@@ -145,8 +147,8 @@ def generate(config: DayConfig) -> Day:
     clock = rng.integers(0, 1024, n)
     rkeys = tids(times, clock)
     revs = tids(times + 3, clock)
-    zipf_rank = np.minimum((rng.zipf(1 + config.zipf, n) - 1), n_old - 1)
-    target_old = rng.permutation(n_old)[zipf_rank]
+    rank = np.minimum((n_old * rng.random(n) ** config.skew).astype(np.int64), n_old - 1)
+    target_old = rng.permutation(n_old)[rank]
     uniform = rng.random(n)
     post_kind = rng.random(n)
     words = rng.integers(0, len(WORDS), (n, 8))

@@ -1,0 +1,195 @@
+"""Benchmark: a generated Bluesky Jetstream day through raw/bluesky_jetstream, side by side
+with the floor, then the planted co-liking groups through the coordination assets.
+
+    .venv/bin/python benchmarks/ingest_jetstream.py --events 10000000
+
+The input (hourly ``.jsonl.zst`` files as the recorder writes them, and the generator's
+truth) is generated once under ``~/.cache/botpipeline/`` (outside the repository). Each
+contender runs in a fresh process; its wall time and peak resident memory (sampled every
+50 ms, children included) are reported:
+
+- ``floor``: zstd decompression of every file and ``orjson.loads`` of every line, nothing
+  kept: what any reader of these files must at least do in Python;
+- ``ingest``: ``raw/bluesky_jetstream`` materialized through Dagster (DuckDB parse, every line
+  classified, nine tables written to the lake, asset checks);
+- ``coordination``: ``core/posts``, ``core/accounts``, ``raw/engagements`` and
+  ``coordination/behaviour_bins`` materialized for the date, then the near-identical like bins
+  (>= 3 accounts, >= 3 posts) compared with the planted co-liking groups (account precision
+  and recall, ``transforms/coordination/groups.recovery``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import psutil
+
+DAY = date(2024, 9, 9)
+
+
+def _tree_rss(proc: psutil.Process) -> int:
+    total = 0
+    for member in [proc, *proc.children(recursive=True)]:
+        try:
+            total += member.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def _run(fn, args, queue) -> None:
+    started = time.perf_counter()
+    result = fn(*args)
+    result["seconds"] = time.perf_counter() - started
+    queue.put(result)
+
+
+def in_child(fn, *args) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_run, args=(fn, args, queue))
+    proc.start()
+    watched = psutil.Process(proc.pid)
+    peak = 0
+    while proc.is_alive():
+        try:
+            peak = max(peak, _tree_rss(watched))
+        except psutil.Error:
+            pass
+        if not queue.empty():
+            break
+        time.sleep(0.05)
+    result = queue.get()
+    proc.join()
+    result["peak_rss_mb"] = round(peak / 2**20)
+    return result
+
+
+def ensure_input(events: int, seed: int) -> Path:
+    from botpipeline.samples.jetstream import DayConfig, write_day
+
+    root = Path.home() / ".cache" / "botpipeline" / f"jetstream-{events}-{seed}"
+    if (root / "incoming" / "bluesky_jetstream" / DAY.isoformat() / "_closed.json").exists():
+        return root
+    write_day(root, DayConfig(day=DAY, events=events, seed=seed))
+    return root
+
+
+def floor(root: str) -> dict:
+    import orjson
+    import zstandard
+
+    folder = Path(root) / "incoming" / "bluesky_jetstream" / DAY.isoformat()
+    lines = 0
+    for path in sorted(folder.glob("*.jsonl.zst")):
+        with open(path, "rb") as fh:
+            data = zstandard.ZstdDecompressor().stream_reader(fh).read()
+        for line in data.split(b"\n"):
+            if line:
+                orjson.loads(line)
+                lines += 1
+    return {"events": lines}
+
+
+def _materialize(root: str, selection: list[list[str]]) -> "object":
+    import dagster as dg
+
+    os.environ["BOTPIPELINE_DATA_DIR"] = root
+    os.environ["BOTPIPELINE_DUCKDB"] = str(Path(root) / "botpipeline.duckdb")
+    from botpipeline.definitions import defs
+
+    job = defs.resolve_job_def("bluesky_jetstream_daily")
+    result = job.execute_in_process(partition_key=DAY.isoformat(),
+                                    asset_selection=[dg.AssetKey(k) for k in selection],
+                                    instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    return result
+
+
+def ingest(root: str) -> dict:
+    result = _materialize(root, [["raw", "bluesky_jetstream"]])
+    meta = {}
+    for event in result.get_asset_materialization_events():
+        meta = {k: v.value for k, v in event.materialization.metadata.items()
+                if k in ("events_by_outcome", "lines_read", "blank_lines", "seconds",
+                         "files_quarantined", "rows_by_table")}
+    checks = {e.event_specific_data.check_name: e.event_specific_data.passed
+              for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"}
+    outcomes = meta.get("events_by_outcome", {})
+    return {"events": sum(outcomes.values()), "outcomes": outcomes, "checks": checks,
+            "rows_by_table": meta.get("rows_by_table"), "asset_seconds": meta.get("seconds")}
+
+
+def coordination(root: str) -> dict:
+    import duckdb
+    import polars as pl
+
+    from botpipeline.storage.lake import ParquetLake
+    from botpipeline.transforms.coordination.groups import recovery
+
+    started = time.perf_counter()
+    steps = {}
+    for key in (["core", "posts"], ["core", "accounts"], ["raw", "engagements"],
+                ["coordination", "behaviour_bins"]):
+        t = time.perf_counter()
+        _materialize(root, [key])
+        steps["/".join(key)] = round(time.perf_counter() - t, 1)
+    total = time.perf_counter() - started
+    con = duckdb.connect()
+    ParquetLake(Path(root) / "lake").register_views(con)
+    truth = pl.read_csv(Path(root) / "truth" / "bluesky_jetstream" / DAY.isoformat()
+                        / "like_groups.csv")
+    near = con.sql("SELECT near_bin_id AS group_id, actor FROM coordination.behaviour_bins "
+                   "WHERE action = 'like' AND near_bin_size >= 3 AND set_size >= 3").pl()
+    exact = con.sql("SELECT bin_id AS group_id, actor FROM coordination.behaviour_bins "
+                    "WHERE action = 'like' AND bin_size >= 3 AND set_size >= 3").pl()
+    likes = con.execute("SELECT count(*) FROM raw.engagements WHERE action = 'like'"
+                        ).fetchall()[0][0]
+    return {"steps_seconds": steps, "assets_seconds": round(total, 1),
+            "engagements_like": likes,
+            "near_bins": recovery(near, truth.select("actor", "group")),
+            "exact_bins_vs_exact_members": recovery(
+                exact, truth.filter(pl.col("exact")).select("actor", "group"))}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--seed", type=int, default=20)
+    parser.add_argument("--input", help="an existing generated root (skips generation)")
+    parser.add_argument("--skip-coordination", action="store_true")
+    args = parser.parse_args(argv)
+    root = Path(args.input) if args.input else ensure_input(args.events, args.seed)
+    folder = root / "incoming" / "bluesky_jetstream" / DAY.isoformat()
+    size = sum(p.stat().st_size for p in folder.glob("*.jsonl.zst"))
+    print(f"input {folder}: {size / 1e6:.0f} MB zstd", flush=True)
+    results = {"input": str(folder), "megabytes_zstd": round(size / 1e6)}
+    results["floor"] = in_child(floor, str(root))
+    print("floor", results["floor"], flush=True)
+    results["ingest"] = in_child(ingest, str(root))
+    print("ingest", results["ingest"], flush=True)
+    f, i = results["floor"], results["ingest"]
+    results["summary"] = {
+        "events": i["events"], "floor_events_per_s": round(f["events"] / f["seconds"]),
+        "ingest_events_per_s": round(i["events"] / i["seconds"]),
+        "ratio_to_floor": round(i["seconds"] / f["seconds"], 2),
+        "ingest_peak_rss_mb": i["peak_rss_mb"], "floor_peak_rss_mb": f["peak_rss_mb"]}
+    print("summary", results["summary"], flush=True)
+    if not args.skip_coordination:
+        results["coordination"] = in_child(coordination, str(root))
+        print("coordination", json.dumps(results["coordination"], indent=1), flush=True)
+    out = root / "benchmark.json"
+    out.write_text(json.dumps(results, indent=1, default=str))
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    main()
