@@ -70,7 +70,9 @@ FIELDS = {
     "embed_uri": "commit.record.embed.record.uri",
     "embed_record_uri": "commit.record.embed.record.record.uri",
     "subject_uri": "commit.record.subject->>'$.uri'",
-    "subject": "commit.record.subject->>'$'",
+    # a follow's (or block's) subject is a DID string; a like's is an object (subject_uri)
+    "subject": "CASE WHEN commit.collection LIKE 'app.bsky.graph.%' "
+               "THEN commit.record.subject->>'$' END",
     "display_name": "commit.record.displayName", "description": "commit.record.description",
     "has_record": "commit.record IS NOT NULL",
 }
@@ -159,7 +161,7 @@ def _q(value: str) -> str:
 
 
 STAGE_SQL = """
-SELECT filename AS source_file, did, time_us, kind, {fields},
+SELECT parse_filename(filename) AS source_file, did, time_us, kind, {fields},
        identity.handle AS handle, account.active AS active, account.status AS status
 FROM read_json({files}, format = 'newline_delimited', compression = '{compression}',
                filename = true, ignore_errors = true,
@@ -380,11 +382,12 @@ def ingest_day(day_dir: str | os.PathLike[str], day: date, lake: ParquetLake, *,
             if progress:
                 progress(f"parsed and classified {report.lines_read:,} lines of "
                          f"{len(readable)} files in {time.perf_counter() - started:.1f}s")
-            per_file = dict(con.execute(
-                "SELECT source_file, count(*) FROM classified GROUP BY 1").fetchall())
-            unreadable = dict(con.execute(
+            folder = str(day_dir)
+            per_file = {os.path.join(folder, name): n for name, n in con.execute(
+                "SELECT source_file, count(*) FROM classified GROUP BY 1").fetchall()}
+            unreadable = {os.path.join(folder, name): n for name, n in con.execute(
                 "SELECT source_file, count(*) FROM classified WHERE did IS NULL AND "
-                "time_us IS NULL AND kind IS NULL GROUP BY 1").fetchall())
+                "time_us IS NULL AND kind IS NULL GROUP BY 1").fetchall()}
             for path, (lines, blank) in readable.items():
                 rows = per_file.get(path, 0)
                 if rows != lines - blank:
@@ -403,7 +406,7 @@ def ingest_day(day_dir: str | os.PathLike[str], day: date, lake: ParquetLake, *,
                 "commit: {operation: operation, collection: collection, rkey: rkey, "
                 "has_record: has_record, subject: subject}})::VARCHAR FROM classified "
                 "WHERE outcome = 'quarantined' AND NOT (did IS NULL AND time_us IS NULL AND kind IS NULL)").fetchall()
-            quarantine += [(f, None, "line", r, raw.encode()[:RAW_LIMIT])
+            quarantine += [(os.path.join(folder, f), None, "line", r, raw.encode()[:RAW_LIMIT])
                            for f, r, raw in semantic]
             report.outcomes.update(dict(con.execute(
                 "SELECT outcome, count(*) FROM classified GROUP BY 1").fetchall()))
