@@ -131,6 +131,12 @@ def test_recorder_killed_restarted_disconnected_keeps_every_event_once(tmp_path)
                       for p in rejected for x in p.read_text().splitlines())
     assert reasons and set(reasons) <= {"not JSON", "no integer time_us", "no did or kind"}
     assert drops >= 1
+    # the closed day reads back whole through the ingest reader
+    from botpipeline.readers.bluesky_jetstream import ingest_day
+    from botpipeline.storage.lake import ParquetLake
+    report = ingest_day(folder, DAY, ParquetLake(tmp_path / "lake"))
+    in_day = sum(1 for x in recorded if orjson.loads(x)["time_us"] < NEXT_DAY_US)
+    assert report.balanced and report.events == in_day and report.outcomes["duplicate"] == 0
 
 
 @pytest.mark.timeout(60)

@@ -146,14 +146,22 @@ class Recorder:
         while self.seen_order and self.seen_order[0][0] < horizon:
             self.seen.discard(self.seen_order.popleft()[1])
 
-    def _lines_of(self, path: Path) -> list[bytes]:
-        if path.suffix == ".zst":
-            import zstandard
-            with open(path, "rb") as fh:
-                data = zstandard.ZstdDecompressor().stream_reader(fh).read()
-        else:
-            data = path.read_bytes()
-        return [line for line in data.split(b"\n") if line]
+    def _lines_of(self, path: Path):
+        """The non-empty lines of an open (plain) or closed (zstd) hour file, streamed: an
+        hour of the whole firehose is about a gigabyte of JSON."""
+        import io
+
+        with open(path, "rb") as raw:
+            if path.suffix == ".zst":
+                import zstandard
+                fh = io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(raw),
+                                       buffer_size=1 << 20)
+            else:
+                fh = raw
+            for line in fh:
+                line = line.rstrip(b"\n")
+                if line:
+                    yield line
 
     def load(self) -> None:
         """Take up the cursor, the open hours (a torn last line is cut off) and the keys of
@@ -226,7 +234,14 @@ class Recorder:
         fh = self.open.pop((day, hour))
         fh.close()
         path = self._open_path(day, hour)
-        self._write_zst(self._closed_path(day, hour), self._lines_of(path))
+        import zstandard
+        target = self._closed_path(day, hour)
+        tmp = target.with_name(f".{target.name}.tmp")
+        with open(path, "rb") as src, open(tmp, "wb") as dst:  # streamed, bounded memory
+            zstandard.ZstdCompressor(level=self.zstd_level).copy_stream(src, dst)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, target)
         path.unlink()
         self.stats["hours_closed"] += 1
         self.log(f"closed {day}/{hour:02d}.jsonl.zst")
