@@ -106,7 +106,8 @@ class JetstreamReport:
 def day_files(day_dir: Path) -> list[Path]:
     if not day_dir.is_dir():
         return []
-    return sorted(p for p in day_dir.iterdir() if p.is_file() and not p.name.startswith(".")
+    # the recorder's own files (_gaps.jsonl, _closed.json, .<HH>.jsonl.open) are not events
+    return sorted(p for p in day_dir.iterdir() if p.is_file() and p.name[0] not in "._"
                   and (p.name.endswith(".jsonl.zst") or p.name.endswith(".jsonl")))
 
 
