@@ -18,5 +18,11 @@ defs = dg.Definitions.merge(
     models.defs,
     coordination.defs,
     sharkey.defs,
-    dg.Definitions(resources={"warehouse": Warehouse()}),
+    # Runs launched from the UI or by sensors: each step in its own process, forked from a
+    # server that has imported this code location once (Dagster's forkserver preload), so a
+    # step does not pay the imports again. `botpipeline run` executes in process.
+    dg.Definitions(resources={"warehouse": Warehouse()},
+                   executor=dg.multiprocess_executor.configured(
+                       {"start_method": {"forkserver": {"preload_modules": [
+                           "botpipeline.definitions"]}}}, name="multiprocess_forkserver")),
 )
