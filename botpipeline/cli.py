@@ -186,7 +186,7 @@ def _model_work(defs, warehouse, instance, args, failed: list[str], checks: list
 def cmd_catalog(args: argparse.Namespace) -> int:
     from botpipeline.defs.resources import Warehouse
 
-    result = Warehouse().refresh_catalog()
+    result = Warehouse().refresh_catalog(force=True)
     if not result.published:
         print(result.reason, file=sys.stderr)
         return 1

@@ -154,3 +154,26 @@ def test_lineage_follows_lookback_days():
     assert checked_lookback(3, 7, "x") == 3
     with pytest.raises(dg.Failure, match="lookback_days 9 is outside its lineage"):
         checked_lookback(9, 7, "x")
+
+
+def test_views_are_published_once_until_the_tables_change(tmp_path):
+    """A run's many steps refresh the analysts' views once: a refresh with the same view
+    definitions opens nothing; a new table, or force, publishes again."""
+    from botpipeline.storage.catalog import publish_catalog
+    from botpipeline.storage.lake import ParquetLake
+
+    lake, database = ParquetLake(tmp_path / "lake"), tmp_path / "analysts.duckdb"
+    lake.write("raw", "a", "2021-01-01", pl.DataFrame({"x": [1]}))
+    first = publish_catalog(lake, database)
+    assert first.published and not first.unchanged and first.views == ["raw.a"]
+    lake.write("raw", "a", "2021-01-02", pl.DataFrame({"x": [2], "y": ["new column"]}))
+    again = publish_catalog(lake, database)
+    assert again.published and again.unchanged  # the glob view sees the new partition
+    import duckdb
+
+    with duckdb.connect(str(database), read_only=True) as con:
+        assert con.sql("SELECT count(*), count(y) FROM raw.a").fetchall() == [(2, 1)]
+    lake.write("raw", "b", None, pl.DataFrame({"z": [1]}))
+    assert publish_catalog(lake, database).views == ["raw.a", "raw.b"]
+    assert publish_catalog(lake, database).unchanged
+    assert not publish_catalog(lake, database, force=True).unchanged

@@ -61,13 +61,16 @@ class Warehouse(DuckDBResource):
             self.lake.register_views(con)
             yield con
 
-    def refresh_catalog(self, log: dg.DagsterLogManager | None = None) -> CatalogRefresh:
+    def refresh_catalog(self, log: dg.DagsterLogManager | None = None, *,
+                        force: bool = False) -> CatalogRefresh:
         from botpipeline.defs.marts import mart_views
 
         result = publish_catalog(self.lake, self.analysts_database_path, mart_views(
-            {t.qualified for t in self.lake.tables()}))
+            {t.qualified for t in self.lake.tables()}), force=force)
         if log is not None:
-            if result.published:
+            if result.unchanged:
+                log.debug(f"analysts' database {result.database}: views unchanged")
+            elif result.published:
                 log.info(f"analysts' database {result.database}: {len(result.views)} views")
             else:
                 log.warning(f"{result.reason}. New partitions are visible through the existing "

@@ -6,10 +6,18 @@ the moment its file is renamed into place, so an analyst who keeps the database 
 locks the file against writers) misses nothing but brand-new tables, which appear at the next
 refresh. A run never waits for that lock: it tries once, and if the file is busy it says so and
 carries on.
+
+DuckDB binds a view's columns at query time, so new partitions and new columns need no refresh
+either: the views change only when the set of tables (or a mart's SQL) does. A refresh whose
+view definitions equal the last published ones (a digest kept beside the database,
+``<database>.views``) opens nothing and returns at once, so the many steps of a run refresh the
+catalog once, when a table first appears, instead of once each (and steps running side by side
+do not fight over the file). ``force`` republishes regardless (``botpipeline catalog``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +34,31 @@ class CatalogRefresh:
     views: list[str] = field(default_factory=list)
     skipped_views: dict[str, str] = field(default_factory=dict)
     reason: str | None = None
+    unchanged: bool = False  # the views were already published as they are
+
+
+def catalog_digest(lake: ParquetLake, extra_views: list[tuple[str, str]] | None) -> str:
+    """Digest of every view definition publish_catalog would write."""
+    digest = hashlib.sha256()
+    for ref in lake.tables():
+        digest.update(f"{ref.qualified}\0{lake.scan_sql(ref.schema, ref.table)}\n".encode())
+    for name, select in extra_views or []:
+        digest.update(f"{name}\0{select}\n".encode())
+    return digest.hexdigest()
 
 
 def publish_catalog(lake: ParquetLake, database: str | os.PathLike[str],
-                    extra_views: list[tuple[str, str]] | None = None) -> CatalogRefresh:
-    """Write one view per lake table (and the given ``(schema.name, select)`` views)."""
+                    extra_views: list[tuple[str, str]] | None = None, *,
+                    force: bool = False) -> CatalogRefresh:
+    """Write one view per lake table (and the given ``(schema.name, select)`` views), unless
+    the database already holds exactly these definitions (and ``force`` is not set)."""
     path = Path(database).absolute()
     path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = path.with_name(path.name + ".views")
+    digest = catalog_digest(lake, extra_views)
+    if (not force and path.exists() and stamp.exists()
+            and stamp.read_text().strip() == digest):
+        return CatalogRefresh(True, str(path), reason="views unchanged", unchanged=True)
     try:
         con = duckdb.connect(str(path))
     except (duckdb.IOException, duckdb.ConnectionException) as exc:
@@ -51,6 +77,10 @@ def publish_catalog(lake: ParquetLake, database: str | os.PathLike[str],
             except duckdb.Error as exc:  # e.g. a mart whose source table has no data yet
                 result.skipped_views[name] = str(exc).splitlines()[0]
         con.execute("CHECKPOINT")
+        if result.skipped_views:  # retried at the next refresh
+            stamp.unlink(missing_ok=True)
+        else:
+            stamp.write_text(digest + "\n")
         return result
     finally:
         con.close()
