@@ -98,7 +98,8 @@ def floor(root: str) -> dict:
     return {"events": lines}
 
 
-def _materialize(root: str, selection: list[list[str]]) -> "object":
+def _materialize(root: str, selection: list[list[str]], run_config: dict | None = None
+                 ) -> "object":
     import dagster as dg
 
     os.environ["BOTPIPELINE_DATA_DIR"] = root
@@ -108,6 +109,7 @@ def _materialize(root: str, selection: list[list[str]]) -> "object":
     job = defs.resolve_job_def("bluesky_jetstream_daily")
     result = job.execute_in_process(partition_key=DAY.isoformat(),
                                     asset_selection=[dg.AssetKey(k) for k in selection],
+                                    run_config=run_config or {},
                                     instance=dg.DagsterInstance.ephemeral())
     assert result.success
     return result
@@ -127,7 +129,7 @@ def ingest(root: str) -> dict:
             "rows_by_table": meta.get("rows_by_table"), "asset_seconds": meta.get("seconds")}
 
 
-def coordination(root: str) -> dict:
+def coordination(root: str, max_set_size: int = 200, only_bins: bool = False) -> dict:
     import duckdb
     import polars as pl
 
@@ -136,10 +138,13 @@ def coordination(root: str) -> dict:
 
     started = time.perf_counter()
     steps = {}
-    for key in (["core", "posts"], ["core", "accounts"], ["raw", "engagements"],
-                ["coordination", "behaviour_bins"]):
+    keys = [["core", "posts"], ["core", "accounts"], ["raw", "engagements"],
+            ["coordination", "behaviour_bins"]]
+    bins_config = {"ops": {"coordination__behaviour_bins": {"config": {
+        "max_set_size": max_set_size}}}}
+    for key in keys[-1:] if only_bins else keys:
         t = time.perf_counter()
-        _materialize(root, [key])
+        _materialize(root, [key], bins_config if key == keys[-1] else None)
         steps["/".join(key)] = round(time.perf_counter() - t, 1)
     total = time.perf_counter() - started
     con = duckdb.connect()
@@ -152,7 +157,7 @@ def coordination(root: str) -> dict:
                     "WHERE action = 'like' AND bin_size >= 3 AND set_size >= 3").pl()
     likes = con.execute("SELECT count(*) FROM raw.engagements WHERE action = 'like'"
                         ).fetchall()[0][0]
-    return {"steps_seconds": steps, "assets_seconds": round(total, 1),
+    return {"steps_seconds": steps, "max_set_size": max_set_size, "assets_seconds": round(total, 1),
             "engagements_like": likes,
             "near_bins": recovery(near, truth.select("actor", "group")),
             "exact_bins_vs_exact_members": recovery(
@@ -165,27 +170,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=20)
     parser.add_argument("--input", help="an existing generated root (skips generation)")
     parser.add_argument("--skip-coordination", action="store_true")
+    parser.add_argument("--only-bins", action="store_true",
+                        help="the lake holds the day already: materialize behaviour_bins only")
+    parser.add_argument("--max-set-size", type=int, default=200,
+                        help="behaviour_bins: largest set compared by MinHash (0: all)")
     args = parser.parse_args(argv)
     root = Path(args.input) if args.input else ensure_input(args.events, args.seed)
     folder = root / "incoming" / "bluesky_jetstream" / DAY.isoformat()
     size = sum(p.stat().st_size for p in folder.glob("*.jsonl.zst"))
     print(f"input {folder}: {size / 1e6:.0f} MB zstd", flush=True)
     results = {"input": str(folder), "megabytes_zstd": round(size / 1e6)}
-    results["floor"] = in_child(floor, str(root))
-    print("floor", results["floor"], flush=True)
-    results["ingest"] = in_child(ingest, str(root))
-    print("ingest", results["ingest"], flush=True)
-    f, i = results["floor"], results["ingest"]
-    results["summary"] = {
-        "events": i["events"], "floor_events_per_s": round(f["events"] / f["seconds"]),
-        "ingest_events_per_s": round(i["events"] / i["seconds"]),
-        "ratio_to_floor": round(i["seconds"] / f["seconds"], 2),
-        "ingest_peak_rss_mb": i["peak_rss_mb"], "floor_peak_rss_mb": f["peak_rss_mb"]}
-    print("summary", results["summary"], flush=True)
+    if not args.only_bins:
+        results["floor"] = in_child(floor, str(root))
+        print("floor", results["floor"], flush=True)
+        results["ingest"] = in_child(ingest, str(root))
+        print("ingest", results["ingest"], flush=True)
+        f, i = results["floor"], results["ingest"]
+        results["summary"] = {
+            "events": i["events"], "floor_events_per_s": round(f["events"] / f["seconds"]),
+            "ingest_events_per_s": round(i["events"] / i["seconds"]),
+            "ratio_to_floor": round(i["seconds"] / f["seconds"], 2),
+            "ingest_peak_rss_mb": i["peak_rss_mb"], "floor_peak_rss_mb": f["peak_rss_mb"]}
+        print("summary", results["summary"], flush=True)
     if not args.skip_coordination:
-        results["coordination"] = in_child(coordination, str(root))
+        results["coordination"] = in_child(coordination, str(root), args.max_set_size,
+                                           args.only_bins)
         print("coordination", json.dumps(results["coordination"], indent=1), flush=True)
-    out = root / "benchmark.json"
+    out = root / ("benchmark_bins.json" if args.only_bins else "benchmark.json")
     out.write_text(json.dumps(results, indent=1, default=str))
     print(f"written {out}")
 

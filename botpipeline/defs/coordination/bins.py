@@ -29,6 +29,9 @@ class BehaviourBinsConfig(dg.Config):
     """Earlier collection dates pooled with the partition's (the study binned a whole
     observation period); at most 6."""
     min_set_size: int = BinConfig.min_set_size
+    max_set_size: int = BinConfig.max_set_size
+    """0: compare every set of at least min_set_size posts by MinHash; else only sets up to
+    this size (a busy firehose day: its heaviest likers' sets cost items x num_perm rows)."""
     jaccard_threshold: float = BinConfig.jaccard_threshold
     num_perm: int = BinConfig.num_perm
     bands: int = BinConfig.bands
@@ -54,7 +57,7 @@ def coordination_behaviour_bins(context: dg.AssetExecutionContext, config: Behav
     key = context.partition_key
     window = lookback_sql(key, checked_lookback(config.lookback_days, LOOKBACK_DAYS,
                                                 "coordination/behaviour_bins"))
-    settings = BinConfig(min_set_size=config.min_set_size,
+    settings = BinConfig(min_set_size=config.min_set_size, max_set_size=config.max_set_size,
                          jaccard_threshold=config.jaccard_threshold,
                          num_perm=config.num_perm, bands=config.bands)
     with warehouse.get_connection() as con:

@@ -26,6 +26,10 @@ class BinConfig:
     min_set_size: int = 3
     """Sets smaller than this are binned exactly but never compared for near-identity: two
     users who liked the same one or two popular posts say little."""
+    max_set_size: int = 0
+    """Sets larger than this (0: no limit) are binned exactly but not compared by MinHash: a
+    set's cost is its size times num_perm rows, so a firehose day's heaviest likers (thousands
+    of posts each) would dominate it, and a campaign set is rarely that large."""
     jaccard_threshold: float = 0.8
     num_perm: int = 64
     """MinHash permutations; with ``bands`` bands of num_perm/bands rows, a pair at Jaccard
@@ -48,7 +52,9 @@ def near_identical_pairs_sql(acts: str, sets: str, c: BinConfig) -> str:
     return f"""
     WITH distinct_sets AS (
         SELECT action, set_hash, any_value(set_size) AS set_size, min(actor) AS representative
-        FROM {sets} WHERE set_size >= {int(c.min_set_size)} GROUP BY action, set_hash),
+        FROM {sets} WHERE set_size >= {int(c.min_set_size)}
+          AND ({int(c.max_set_size)} = 0 OR set_size <= {int(c.max_set_size)})
+        GROUP BY action, set_hash),
     items AS (
         SELECT d.action, d.set_hash, a.post_id
         FROM distinct_sets d JOIN {acts} a ON a.action = d.action AND a.actor = d.representative),
