@@ -134,6 +134,9 @@ bluesky_jetstream_job = dg.define_asset_job(
         raw_bluesky_jetstream, ["core", "posts"], ["core", "accounts"], ["raw", "engagements"],
         ["coordination", "behaviour_bins"], ["coordination", "co_action_edges"],
         ["coordination", "groups"]),
+    # A firehose day's heaviest likers have thousands of likes each: compare sets of up to 200
+    # posts by MinHash (all sets are still binned exactly); see BehaviourBinsConfig.
+    config={"ops": {"coordination__behaviour_bins": {"config": {"max_set_size": 200}}}},
     description="One recorded Jetstream day into raw, core, engagements, behaviour bins and "
                 "co-action networks.",
 )
