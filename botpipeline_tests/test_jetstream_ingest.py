@@ -185,11 +185,11 @@ def test_job_finds_the_planted_coliking_groups(data_dir):
     assert score["account_precision"] >= 0.95 and score["account_recall"] >= 0.95, score
     # the README's example query
     top = con.execute("""
-        SELECT near_bin_id, count(*) AS accounts, max(set_size) AS posts
+        SELECT collection_date, near_bin_id, count(*) AS accounts, max(set_size) AS posts
         FROM coordination.behaviour_bins
-        WHERE collection_date = DATE '2024-09-09' AND action = 'like' AND set_size >= 3
-        GROUP BY near_bin_id HAVING count(*) >= 3 ORDER BY accounts DESC LIMIT 10""").fetchall()
-    assert len(top) == 10 and top[0][2] == 25
+        WHERE action = 'like' AND set_size >= 3
+        GROUP BY ALL HAVING count(*) >= 3 ORDER BY accounts DESC LIMIT 10""").fetchall()
+    assert len(top) == 10 and top[0][3] == 25
     reposters = pl.read_csv(data_dir / "truth" / "bluesky_jetstream" / DAY.isoformat()
                             / "repost_groups.csv")
     edges = con.sql("SELECT actor_a, actor_b FROM coordination.co_action_edges "
