@@ -149,3 +149,15 @@ def test_the_token_store_is_private_and_refuses_loose_permissions(tmp_path):
     store.path.chmod(0o644)
     with pytest.raises(TokenStoreError, match="chmod 600"):
         TokenStore(tmp_path / "store", "https://sandbox.example")
+
+
+def test_missing_sharkey_settings_are_named_at_once(monkeypatch):
+    import dagster as dg
+
+    from botpipeline.defs.sharkey.resources import SharkeyResource
+
+    monkeypatch.delenv("SHARKEY_URL", raising=False)
+    monkeypatch.delenv("SHARKEY_ADMIN_TOKEN", raising=False)
+    with pytest.raises(dg.Failure) as caught:
+        SharkeyResource().client()
+    assert "SHARKEY_URL" in str(caught.value) and "SHARKEY_ADMIN_TOKEN" in str(caught.value)

@@ -90,8 +90,9 @@ hydrate_job = dg.define_asset_job(
 
 _refresh_conversations = dg.define_asset_job(
     "refresh_conversations",
+    # Publishing to a server is its own job (sharkey_threads).
     selection=(dg.AssetSelection.assets(daily_conversations).downstream()
-               - dg.AssetSelection.groups("hydration")),
+               - dg.AssetSelection.groups("hydration") - dg.AssetSelection.groups("sharkey")),
     description="Re-run reconstruction (and what follows) for a date.")
 
 

@@ -60,8 +60,12 @@ class SharkeyResource(dg.ConfigurableResource):
 
     def client(self) -> SharkeyClient:
         token = self.admin_token or os.environ.get("SHARKEY_ADMIN_TOKEN", "")
-        if not token:
-            raise dg.Failure("No Sharkey admin token: set SHARKEY_ADMIN_TOKEN")
+        missing = [f"{name} ({what})" for name, value, what in (
+            ("SHARKEY_URL", self._url(), "e.g. https://sandbox.example.org"),
+            ("SHARKEY_ADMIN_TOKEN", token, "an admin's API token; Misskey: root's"))
+            if not value]
+        if missing:  # every missing setting at once, not one per run
+            raise dg.Failure("Sharkey settings missing: set " + " and ".join(missing))
         verify = self.ca_bundle or self.verify_tls
         return SharkeyClient(self.server, token, verify=verify,
                              timeout=self.timeout_seconds, max_retries=self.max_retries,
