@@ -79,19 +79,19 @@ def test_misskey_windows_are_learnt_from_429_bodies_and_not_knocked_on_again():
     """Misskey sends no X-RateLimit-* headers and its window counts refused calls: a client
     that knows no limit learns it from the first 429 (info.total, epoch resetMs) and then stays
     under it instead of knocking."""
-    with MisskeyTestServer(flavor="misskey", limits={"notes/create": (3, 400)}) as srv:
+    with MisskeyTestServer(flavor="misskey", limits={"notes/create": (3, 1000)}) as srv:
         client = SharkeyClient(srv.url, srv.admin_token, limits={})
         with pytest.raises(RateLimited) as caught:
             for i in range(4):
                 client.call("notes/create", {"text": f"n{i}"}, wait=False)
-        assert 0 < caught.value.retry_in < 0.5  # the epoch resetMs, understood
+        assert 0 < caught.value.retry_in <= 1.1  # the epoch resetMs, understood
         assert client.pacer.windowed and client.pacer.refused["notes/create"] == 1
-        assert client.pacer.windows("notes/create") == pytest.approx({3: 0.4}, abs=0.1)
+        assert client.pacer.windows("notes/create") == pytest.approx({3: 1.0}, abs=0.15)
         start = time.monotonic()
         for i in range(9):
             client.call("notes/create", {"text": f"m{i}"})
         assert client.pacer.refused["notes/create"] == 1  # never refused again
-        assert time.monotonic() - start >= 0.8  # three windows of three
+        assert time.monotonic() - start >= 2.0  # three windows of three
         assert srv.request_counts["notes/create"] == 13
         assert len(srv.notes()) == 12
 
@@ -109,7 +109,7 @@ def test_signin_is_paced_by_its_per_ip_limit_without_knocking():
                               token="")["i"] for _ in range(5)}
         assert len(tokens) == 1  # the account's own token, every time
         assert time.monotonic() - start >= 1.2  # 5 sign-ins: windows of 2 per 600 ms
-        assert client.pacer.refused["signin-flow"] == 1
+        assert client.pacer.refused["signin-flow"] <= 1  # the first back-to-back call
         with pytest.raises(PermissionDenied):  # a wrong password: 403 with only an id
             client.call("signin-flow", {"username": "carol", "password": "no"}, token="")
 
