@@ -22,54 +22,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import sys
 import time
 from datetime import date
 from pathlib import Path
 
-import psutil
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import in_child  # noqa: E402
 
 DAY = date(2024, 9, 9)
-
-
-def _tree_rss(proc: psutil.Process) -> int:
-    total = 0
-    for member in [proc, *proc.children(recursive=True)]:
-        try:
-            total += member.memory_info().rss
-        except psutil.Error:
-            pass
-    return total
-
-
-def _run(fn, args, queue) -> None:
-    started = time.perf_counter()
-    result = fn(*args)
-    result["seconds"] = time.perf_counter() - started
-    queue.put(result)
-
-
-def in_child(fn, *args) -> dict:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_run, args=(fn, args, queue))
-    proc.start()
-    watched = psutil.Process(proc.pid)
-    peak = 0
-    while proc.is_alive():
-        try:
-            peak = max(peak, _tree_rss(watched))
-        except psutil.Error:
-            pass
-        if not queue.empty():
-            break
-        time.sleep(0.05)
-    result = queue.get()
-    proc.join()
-    result["peak_rss_mb"] = round(peak / 2**20)
-    return result
 
 
 def ensure_input(events: int, seed: int) -> Path:
@@ -190,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
             "events": i["events"], "floor_events_per_s": round(f["events"] / f["seconds"]),
             "ingest_events_per_s": round(i["events"] / i["seconds"]),
             "ratio_to_floor": round(i["seconds"] / f["seconds"], 2),
-            "ingest_peak_rss_mb": i["peak_rss_mb"], "floor_peak_rss_mb": f["peak_rss_mb"]}
+            "ingest_peak_rss_mb": round(i["peak_rss_mb"]),
+            "floor_peak_rss_mb": round(f["peak_rss_mb"])}
         print("summary", results["summary"], flush=True)
     if not args.skip_coordination:
         results["coordination"] = in_child(coordination, str(root), args.max_set_size,
