@@ -39,6 +39,10 @@ class RuleFilterConfig(dg.Config):
     max_following_ratio: float = 10
     keywords: list[str] = list(RuleConfig().keywords)
 
+    def rules(self) -> RuleConfig:
+        return RuleConfig(self.enabled, self.min_account_age_days, self.min_followers,
+                          self.max_following_ratio, tuple(self.keywords))
+
 
 def _features(key: str) -> str:
     return f"SELECT * FROM features.account_features WHERE collection_date = DATE '{key}'"
@@ -112,8 +116,7 @@ def bot_scores(context: dg.AssetExecutionContext, config: BotScoreConfig,
 def rule_filter(context: dg.AssetExecutionContext, config: RuleFilterConfig,
                 warehouse: Warehouse) -> dg.MaterializeResult:
     key = context.partition_key
-    rules = RuleConfig(config.enabled, config.min_account_age_days, config.min_followers,
-                       config.max_following_ratio, tuple(config.keywords))
+    rules = config.rules()
     with warehouse.get_connection() as con:
         select = (f"SELECT DATE '{key}' AS collection_date, * FROM "
                   f"({rule_filter_sql(_features(key), rules)})")

@@ -25,7 +25,7 @@ from botpipeline.transforms.label_evaluation import per_label
 from botpipeline.transforms.oasis_scoring import (detector_reports, evaluation_frame,
                                                   persona_comparison)
 from botpipeline.transforms.profile_features import model_features
-from botpipeline.transforms.rule_filter import RuleConfig, rule_filter_sql
+from botpipeline.transforms.rule_filter import rule_filter_sql
 
 FEATURES = dg.AssetKey(["features", "simulated_account_features"])
 MODEL = dg.AssetKey(["models", "bot_classifier"])
@@ -81,8 +81,7 @@ def simulated_bot_scores(context: dg.AssetExecutionContext, config: BotScoreConf
 def simulated_rule_filter(context: dg.AssetExecutionContext, config: RuleFilterConfig,
                           warehouse: Warehouse) -> dg.MaterializeResult:
     run_id = context.partition_key
-    rules = RuleConfig(config.enabled, config.min_account_age_days, config.min_followers,
-                       config.max_following_ratio, tuple(config.keywords))
+    rules = config.rules()
     verdicts = _sql_over(_features(warehouse, run_id), lambda f: rule_filter_sql(f, rules))
     rows = _write(warehouse, "simulated_rule_filter", run_id, verdicts)
     warehouse.refresh_catalog(context.log)

@@ -179,14 +179,12 @@ def sharkey_threads(context: dg.AssetExecutionContext, config: ThreadPublishConf
 
 def _write(warehouse: Warehouse, date: str, mapping: pl.DataFrame, tables: dict | None,
            plan) -> None:
-    lake = warehouse.lake
-    lake.write("sharkey", "thread_accounts", date, mapping.with_columns(
-        pl.lit(date).str.to_date().alias("collection_date")))
-    notes = tables["notes"] if tables else plan.notes
-    lake.write("sharkey", "thread_notes", date, notes.with_columns(
-        pl.lit(date).str.to_date().alias("collection_date")))
-    lake.write("sharkey", "thread_quarantine", date, plan.quarantine.with_columns(
-        pl.lit(date).str.to_date().alias("collection_date")))
+    day = pl.lit(date).str.to_date().alias("collection_date")
+    frames = {"thread_accounts": mapping,
+              "thread_notes": tables["notes"] if tables else plan.notes,
+              "thread_quarantine": plan.quarantine}
+    for table, frame in frames.items():
+        warehouse.lake.write("sharkey", table, date, frame.with_columns(day))
 
 
 def _checks(client: SharkeyClient, tokens: TokenStore, plan, tables: dict,
