@@ -4,6 +4,7 @@ import dagster as dg
 
 from botpipeline.defs import (collectors, conversations, coordination, core, exports, features,
                               hydration, models, raw, scores, sharkey)
+from botpipeline.defs.executors import executor_from_env
 from botpipeline.defs.resources import Warehouse
 
 defs = dg.Definitions.merge(
@@ -18,11 +19,9 @@ defs = dg.Definitions.merge(
     models.defs,
     coordination.defs,
     sharkey.defs,
-    # Runs launched from the UI or by sensors: each step in its own process, forked from a
-    # server that has imported this code location once (Dagster's forkserver preload), so a
-    # step does not pay the imports again. `botpipeline run` executes in process.
-    dg.Definitions(resources={"warehouse": Warehouse()},
-                   executor=dg.multiprocess_executor.configured(
-                       {"start_method": {"forkserver": {"preload_modules": [
-                           "botpipeline.definitions"]}}}, name="multiprocess_forkserver")),
+    # Runs launched from the UI or by sensors: by default each step in its own process, forked
+    # from a server that has imported this code location once (Dagster's forkserver preload),
+    # so a step does not pay the imports again; BOTPIPELINE_EXECUTOR=dask sends the steps to a
+    # Dask cluster (defs/executors.py). `botpipeline run` executes in process.
+    dg.Definitions(resources={"warehouse": Warehouse()}, executor=executor_from_env()),
 )
