@@ -20,6 +20,7 @@ from botpipeline.defs.models.automation import stale_score_dates
 from botpipeline.defs.models.bot_classifier import model_store
 from botpipeline.defs.resources import Warehouse
 from botpipeline.samples.twitterstream import generate
+from botpipeline.storage.lake import ParquetLake
 
 DATES = ["2021-03-01", "2021-03-02"]
 
@@ -99,16 +100,16 @@ def test_a_date_without_its_folder_keeps_its_rows(data_dir, tmp_path, capsys):
     _generate(data_dir, 1)
     key = DATES[0]
     assert cli.main(["run", "--train-on", ""]) == 0
-    stored = data_dir / "lake" / "raw" / "tweets" / f"collection_date={key}" / "data.parquet"
-    rows = pl.read_parquet(stored).height
+    lake = ParquetLake(data_dir / "lake")
+    rows = lake.partition_rows("raw", "tweets", key)
     shutil.move(data_dir / "incoming" / "twitterstream" / key, tmp_path / key)
     capsys.readouterr()
     assert cli.main(["run", "--date", key, "--train-on", ""]) == 1
     out = capsys.readouterr().out
     assert "no input folder" in out and "--clear-missing" in out
-    assert pl.read_parquet(stored).height == rows > 0
+    assert lake.partition_rows("raw", "tweets", key) == rows > 0
     assert cli.main(["run", "--date", key, "--train-on", "", "--clear-missing"]) == 0
-    assert pl.read_parquet(stored).height == 0
+    assert lake.partition_rows("raw", "tweets", key) == 0
 
 
 def test_a_bad_date_is_one_line_naming_the_range(data_dir, capsys):

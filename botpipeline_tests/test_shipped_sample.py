@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from botpipeline.definitions import defs
+from botpipeline.storage.lake import ParquetLake
 from botpipeline_tests.conftest import (PROJECT_ROOT, SAMPLE, SHIPPED_DATES,
                                         copy_shipped_sample)
 
@@ -174,12 +175,10 @@ def test_rerun_gives_identical_scores(sample_run):
               ("scores", "rule_filter"), ("conversations", "posts"), ("raw", "engagements"),
               ("coordination", "behaviour_bins"), ("coordination", "co_action_edges"),
               ("coordination", "groups")]
-    before = {t: (lake / t[0] / t[1] / f"collection_date={key}" / "data.parquet").read_bytes()
-              for t in tables}
+    before = {t: ParquetLake(lake).partition_file(*t, key).read_bytes() for t in tables}
     run_daily(root, [key])
     for table, data in before.items():
-        after = (lake / table[0] / table[1] / f"collection_date={key}" / "data.parquet")
-        assert after.read_bytes() == data, table
+        assert ParquetLake(lake).partition_file(*table, key).read_bytes() == data, table
 
 
 def test_learned_model_trained_on_the_shipped_labels(sample_run):

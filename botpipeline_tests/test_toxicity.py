@@ -229,8 +229,9 @@ def run(date: str, data_dir: Path, model=None, **config):
 
 
 def read(data_dir: Path, table: str, date: str) -> pl.DataFrame:
-    path = data_dir / "lake" / "scores" / table / f"collection_date={date}" / "data.parquet"
-    return pl.read_parquet(path)
+    from botpipeline.storage.lake import ParquetLake
+
+    return pl.read_parquet(ParquetLake(data_dir / "lake").partition_file("scores", table, date))
 
 
 def test_asset_scores_flags_and_caches(data_dir):
@@ -269,7 +270,10 @@ def test_asset_scores_flags_and_caches(data_dir):
     assert result.success and meta3["texts_scored"] == 3 and meta3["cache_hits"] == 0
     assert read(data_dir, "toxicity", "2021-01-02").equals(before[0])
     assert read(data_dir, "toxicity_cache", "2021-01-02").drop("scored_at").equals(before[1])
-    cache = pl.read_parquet(data_dir / "lake" / "scores" / "toxicity_cache" / "*" / "*.parquet")
+    from botpipeline.storage.lake import ParquetLake
+
+    with ParquetLake(data_dir / "lake").connect() as con:  # the committed partitions only
+        cache = con.sql("SELECT * FROM scores.toxicity_cache").pl()
     assert cache.height == cache.select("model", "text_hash").n_unique() == 4
 
 

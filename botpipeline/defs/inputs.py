@@ -11,7 +11,6 @@ A date that never had rows is written empty as before.
 from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
 from botpipeline.storage.lake import ParquetLake
 
@@ -20,9 +19,8 @@ CLEAR_MISSING_TAG = "botpipeline/clear_missing"
 
 def stored_rows(lake: ParquetLake, schema: str, table: str, key: str,
                 partition_column: str = "collection_date") -> int:
-    """Rows in one stored partition (0 when there is none); reads only the file footer."""
-    path = lake.partition_file(schema, table, key, partition_column)
-    return pl.scan_parquet(path).select(pl.len()).collect().item() if path.exists() else 0
+    """Rows in one committed partition (0 when there is none), from the lake's manifest."""
+    return lake.partition_rows(schema, table, key)
 
 
 def keep_unless_cleared(context: dg.AssetExecutionContext, lake: ParquetLake, folder: Path,

@@ -33,6 +33,9 @@ class Warehouse(DuckDBResource):
     analysts_database: str = Field(default="", description="The DuckDB file analysts open "
                                    "(views only). Empty: $BOTPIPELINE_DUCKDB (default "
                                    "'<data dir>/botpipeline.duckdb').")
+    lake_url: str = Field(default="", description="Where the lake is: a folder or an object "
+                          "store URL (s3://bucket/prefix; credentials from the environment). "
+                          "Empty: $BOTPIPELINE_LAKE_URL, else '<data dir>/lake'.")
     memory_limit: str = Field(default="2GB", description="DuckDB memory limit for a step.")
     workers: int = Field(default=2, description="Threads for decompression and parsing.")
 
@@ -48,7 +51,21 @@ class Warehouse(DuckDBResource):
 
     @property
     def lake(self) -> ParquetLake:
-        return ParquetLake(self.data_path / "lake")
+        return ParquetLake(self.lake_url or os.environ.get("BOTPIPELINE_LAKE_URL")
+                           or self.data_path / "lake")
+
+    @contextmanager
+    def transaction(self, context: dg.AssetExecutionContext | dg.OpExecutionContext,
+                    partition: str | None = None) -> Iterator[ParquetLake]:
+        """The lake, staging this step's writes until the block ends, then committing them
+        together (readers see the step's tables all new or all old). Holds the writer lock of
+        the step's asset and partition; a second run of the same partition waits."""
+        keys = sorted(k.to_user_string() for k in context.selected_asset_keys) \
+            if context.has_assets_def else [context.op.name]
+        if partition is None and context.has_partition_key:
+            partition = context.partition_key
+        with self.lake.transaction("+".join(keys), partition, holder=context.run.run_id) as lake:
+            yield lake
 
     def incoming(self, source: str) -> Path:
         return self.data_path / "incoming" / source

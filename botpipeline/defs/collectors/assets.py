@@ -56,11 +56,12 @@ def _window(key: str, days: int) -> tuple[datetime, datetime]:
 
 
 def _land(context, warehouse: Warehouse, platform: str, collected, top, config):
-    key, lake = context.partition_key, warehouse.lake
+    key = context.partition_key
     tag = pl.lit(datetime.fromisoformat(key).date()).alias("collection_date")
-    rows = {name: lake.write("raw", f"{platform}_{name}", key,
-                             getattr(collected, name).with_columns(tag))
-            for name in ("posts", "accounts", "quarantine")}
+    with warehouse.transaction(context) as lake:
+        rows = {name: lake.write("raw", f"{platform}_{name}", key,
+                                 getattr(collected, name).with_columns(tag))
+                for name in ("posts", "accounts", "quarantine")}
     warehouse.refresh_catalog(context.log)
     read = rows["posts"] + rows["quarantine"]
     share = rows["quarantine"] / read if read else 0.0

@@ -56,12 +56,12 @@ def build_conversation_assets(source: PostSource) -> dg.AssetsDefinition:
                       warehouse: Warehouse):
         key = context.partition_key
         col = source.partition_column
-        with warehouse.get_connection() as con:
+        with warehouse.transaction(context) as lake, warehouse.get_connection() as con:
             result = reconstruct(con, nodes_sql(source, key, config.lookback_days, con))
             rows = {}
             for name, temp in (("posts", result.posts), ("threads", result.threads),
                                ("missing_parents", result.missing_parents)):
-                rows[name] = warehouse.lake.write(
+                rows[name] = lake.write(
                     SCHEMA, f"{source.prefix}{name}", key,
                     f"SELECT {source.tag(key)} AS {col}, * FROM {temp}", con=con,
                     partition_column=col,

@@ -89,13 +89,13 @@ def account_correlations(context: dg.AssetExecutionContext,
         frame = con.sql(frame_sql(key, botometer=scores.height > 0,
                                   deletions=has_table(con, "raw", "deletions"))).pl()
     stamp = pl.lit(key).str.to_date().alias("collection_date")
-    lake = warehouse.lake
-    rows = lake.write("coordination", "account_frame", key,
-                      frame.with_columns(stamp).sort("platform", "account_id"))
     numeric = [c for c, t in frame.schema.items()
                if (t.is_numeric() or t == pl.Boolean) and c not in ("platform",)]
     corr = correlation_matrices(frame, numeric)
-    lake.write("coordination", "correlations", key, corr.with_columns(stamp))
+    with warehouse.transaction(context) as lake:
+        rows = lake.write("coordination", "account_frame", key,
+                          frame.with_columns(stamp).sort("platform", "account_id"))
+        lake.write("coordination", "correlations", key, corr.with_columns(stamp))
     warehouse.refresh_catalog(context.log)
     plots = warehouse.data_path / "plots"
     headline = ["like_bin_size", "like_near_bin_size", "repost_bin_size",

@@ -81,8 +81,7 @@ def raw_engagements(context: dg.AssetExecutionContext, config: EngagementsConfig
     files = pl.concat([r.engagements for r in reads.values()])
     quarantine = pl.concat([r.quarantine for r in reads.values()]).with_columns(
         pl.lit(date.fromisoformat(key)).alias("collection_date"))
-    lake = warehouse.lake
-    with warehouse.get_connection() as con:
+    with warehouse.transaction(context) as lake, warehouse.get_connection() as con:
         con.register("_files", files)
         union = f"SELECT * FROM _files UNION ALL BY NAME ({STREAM_REPOSTS.format(key=key)})"
         if "raw.bluesky_jetstream_likes" in {t.qualified for t in lake.tables()}:

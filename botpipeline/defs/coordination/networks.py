@@ -106,12 +106,12 @@ class GroupsConfig(dg.Config):
 def coordination_groups(context: dg.AssetExecutionContext, config: GroupsConfig,
                         warehouse: Warehouse) -> dg.MaterializeResult:
     key = context.partition_key
-    with warehouse.get_connection() as con:
+    with warehouse.transaction(context) as lake, warehouse.get_connection() as con:
         edges = con.sql(f"SELECT * FROM coordination.co_action_edges "
                         f"WHERE collection_date = DATE '{key}'").pl()
         groups = coordinated_groups(edges, config.min_group_size)
         stamp = pl.lit(key).str.to_date().alias("collection_date")
-        rows = warehouse.lake.write("coordination", "groups", key, groups.with_columns(stamp))
+        rows = lake.write("coordination", "groups", key, groups.with_columns(stamp))
         con.register("_groups", groups)
         con.register("_edges", edges)
         # evidence per group: the significant edges between its own members
@@ -127,7 +127,7 @@ def coordination_groups(context: dg.AssetExecutionContext, config: GroupsConfig,
                    avg(mean_gap_s) AS mean_gap_s,
                    list_sort(list_distinct(list(example_target)))[1:10] AS shared_targets
             FROM inside GROUP BY group_id, kind ORDER BY group_id, kind""").pl()
-        warehouse.lake.write("coordination", "group_evidence", key, evidence.with_columns(stamp))
+        lake.write("coordination", "group_evidence", key, evidence.with_columns(stamp))
     warehouse.refresh_catalog(context.log)
     sizes = groups.group_by("group_id").agg(pl.len().alias("members"),
                                             pl.col("kinds").list.explode(keep_nulls=False, empty_as_null=False).unique().sort()

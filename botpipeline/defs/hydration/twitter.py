@@ -74,10 +74,10 @@ def hydrated_tweets(context: dg.AssetExecutionContext, warehouse: Warehouse,
                          f"{len(wanted)} looked up")
     stamp = pl.lit(pl.Series([key]).str.to_date()[0]).alias("collection_date")
     frame = (pl.concat(posts) if posts else v2_posts([])).with_columns(stamp)
-    lake = warehouse.lake
-    rows = lake.write("raw", "hydrated_tweets", key, frame, order_by="post_id")
-    failed = lake.write("raw", "hydration_errors", key,
-                        pl.DataFrame(errors, schema=ERRORS_SCHEMA).with_columns(stamp))
+    with warehouse.transaction(context) as lake:
+        rows = lake.write("raw", "hydrated_tweets", key, frame, order_by="post_id")
+        failed = lake.write("raw", "hydration_errors", key,
+                            pl.DataFrame(errors, schema=ERRORS_SCHEMA).with_columns(stamp))
     warehouse.refresh_catalog(context.log)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": rows, "requested": len(wanted), "hydrated": rows,

@@ -39,9 +39,8 @@ model_evaluation_job = dg.define_asset_job(
 
 
 def _dates_with_features(warehouse: Warehouse) -> list[str]:
-    folder = warehouse.lake.table_dir("features", "account_features")
-    return sorted(p.name.split("=", 1)[1] for p in folder.glob("collection_date=*")
-                  if (p / "data.parquet").exists()) if folder.exists() else []
+    committed = warehouse.lake.manifest().filter(table_name="features.account_features")
+    return sorted(committed["partition"].to_list())
 
 
 def _made_by(path: Path, version: str, not_before: float) -> bool:

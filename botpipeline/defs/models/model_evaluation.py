@@ -90,12 +90,12 @@ def model_evaluation(context: dg.AssetExecutionContext, config: ModelEvaluationC
         "label_source", "positive", "feature_source", "bot_probability", "learned_flag",
         "total_score", "score_flag", "rule_flag",
         pl.lit(model.version).alias("model_version"), pl.lit(in_domain).alias("out_of_fold"))
-    rows = warehouse.lake.write("scores", "model_evaluation", name, out,
-                                partition_column="label_set",
-                                order_by=["platform", "account_id"])
-    if accounts.quarantine.height:
-        warehouse.lake.write("scores", "label_quarantine", name,
-                             accounts.quarantine, partition_column="label_set")
+    with warehouse.transaction(context) as lake:
+        rows = lake.write("scores", "model_evaluation", name, out,
+                          partition_column="label_set", order_by=["platform", "account_id"])
+        if accounts.quarantine.height:
+            lake.write("scores", "label_quarantine", name,
+                       accounts.quarantine, partition_column="label_set")
         context.log.warning(f"{accounts.quarantine.height} bad lines in label set {name} "
                             f"quarantined (scores.label_quarantine)")
     warehouse.refresh_catalog(context.log)

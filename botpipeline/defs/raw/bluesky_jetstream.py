@@ -67,9 +67,10 @@ def raw_bluesky_jetstream(context: dg.AssetExecutionContext, config: JetstreamIn
     elif not (day_dir / CLOSED_MARKER).exists():
         context.log.warning(f"{day_dir} has no {CLOSED_MARKER}: the recorder may still be "
                             f"writing this date; ingesting the hours closed so far")
-    report = ingest_day(day_dir, date.fromisoformat(key), warehouse.lake,
-                        memory_limit=config.memory_limit, threads=warehouse.workers,
-                        temp_dir=warehouse.data_path, progress=context.log.info)
+    with warehouse.transaction(context) as lake:
+        report = ingest_day(day_dir, date.fromisoformat(key), lake,
+                            memory_limit=config.memory_limit, threads=warehouse.workers,
+                            temp_dir=warehouse.data_path, progress=context.log.info)
     warehouse.refresh_catalog(context.log)
     with warehouse.get_connection() as con:
         where = f"collection_date = DATE '{key}'"

@@ -55,18 +55,19 @@ def raw_oasis_posts(context: dg.AssetExecutionContext, config: OasisClockConfig,
         run = read_run(warehouse.incoming(SOURCE) / run_id, config.clock(), config.files)
     except OasisRunError as exc:
         raise dg.Failure(str(exc)) from exc
-    lake, part = warehouse.lake, {"partition_column": "run_id"}
+    part = {"partition_column": "run_id"}
     tag = pl.lit(run_id).alias("run_id")
-    rows = {
-        "oasis_posts": lake.write("raw", "oasis_posts", run_id,
-                                  run.posts.with_columns(tag), order_by="source_line", **part),
-        "oasis_personas": lake.write("raw", "oasis_personas", run_id,
-                                     run.personas.with_columns(tag), **part),
-        "oasis_follows": lake.write("raw", "oasis_follows", run_id,
-                                    run.follows.with_columns(tag), **part),
-        "oasis_quarantine": lake.write("raw", "oasis_quarantine", run_id,
-                                       run.quarantine.with_columns(tag), **part),
-    }
+    with warehouse.transaction(context) as lake:
+        rows = {
+            "oasis_posts": lake.write("raw", "oasis_posts", run_id,
+                                      run.posts.with_columns(tag), order_by="source_line", **part),
+            "oasis_personas": lake.write("raw", "oasis_personas", run_id,
+                                         run.personas.with_columns(tag), **part),
+            "oasis_follows": lake.write("raw", "oasis_follows", run_id,
+                                        run.follows.with_columns(tag), **part),
+            "oasis_quarantine": lake.write("raw", "oasis_quarantine", run_id,
+                                           run.quarantine.with_columns(tag), **part),
+        }
     posts = run.posts
     reply_steps = posts.join(posts.select(pl.col("post_id").alias("parent_id"),
                                           pl.col("step").alias("parent_step")),

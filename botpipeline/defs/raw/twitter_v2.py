@@ -29,19 +29,19 @@ def raw_twitter_v2(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
                         [("raw", "v2_tweets"), ("raw", "v2_users")], key)
     batch = read_day(day, observed) if day.is_dir() else read_day(day / "-none-", observed)
     stamp = pl.lit(date.fromisoformat(key)).alias("collection_date")
-    lake = warehouse.lake
-    rows = {
-        "v2_tweets": lake.write("raw", "v2_tweets", key, batch.posts.with_columns(stamp)
-                                .unique(["post_id", "included"], keep="first", maintain_order=True),
-                                order_by="post_id"),
-        "v2_users": lake.write("raw", "v2_users", key, batch.users.with_columns(stamp)
-                               .unique("account_id", keep="last", maintain_order=True),
-                               order_by="account_id"),
-        "v2_api_errors": lake.write("raw", "v2_api_errors", key,
-                                    batch.errors.with_columns(stamp)),
-        "v2_quarantine": lake.write("raw", "v2_quarantine", key,
-                                    batch.quarantine.with_columns(stamp)),
-    }
+    with warehouse.transaction(context) as lake:
+        rows = {
+            "v2_tweets": lake.write("raw", "v2_tweets", key, batch.posts.with_columns(stamp)
+                                    .unique(["post_id", "included"], keep="first", maintain_order=True),
+                                    order_by="post_id"),
+            "v2_users": lake.write("raw", "v2_users", key, batch.users.with_columns(stamp)
+                                   .unique("account_id", keep="last", maintain_order=True),
+                                   order_by="account_id"),
+            "v2_api_errors": lake.write("raw", "v2_api_errors", key,
+                                        batch.errors.with_columns(stamp)),
+            "v2_quarantine": lake.write("raw", "v2_quarantine", key,
+                                        batch.quarantine.with_columns(stamp)),
+        }
     warehouse.refresh_catalog(context.log)
     accounted = batch.lines - batch.quarantine.filter(pl.col("line_number").is_not_null()).height
     return dg.MaterializeResult(metadata={

@@ -50,9 +50,10 @@ def raw_tweets(context: dg.AssetExecutionContext, config: TwitterStreamConfig,
     key = context.partition_key
     day_dir = warehouse.incoming(SOURCE) / key
     keep_unless_cleared(context, warehouse.lake, day_dir, [("raw", "tweets")], key)
-    report = ingest_day(day_dir, date.fromisoformat(key), warehouse.lake,
-                        workers=warehouse.workers, memory_limit=warehouse.memory_limit,
-                        progress=context.log.info)
+    with warehouse.transaction(context) as lake:
+        report = ingest_day(day_dir, date.fromisoformat(key), lake,
+                            workers=warehouse.workers, memory_limit=warehouse.memory_limit,
+                            progress=context.log.info)
     context.log.info(
         f"{key}: {report.rows['tweets']:,} tweets, {report.rows['deletions']:,} deletions, "
         f"{report.quarantined_lines:,} quarantined lines in {report.seconds:.1f}s")

@@ -118,7 +118,7 @@ def toxicity_scores(context: dg.AssetExecutionContext, config: ToxicityConfig,
     posts = (f"SELECT *, {text_hash_sql('text')} AS text_hash FROM core.posts "
              f"WHERE collection_date = DATE '{key}' AND kind IN ({kinds}) "
              f"AND trim(coalesce(text, '')) <> ''")
-    with warehouse.get_connection() as con:
+    with warehouse.transaction(context) as lake, warehouse.get_connection() as con:
         started = time.perf_counter()
         con.execute(f"CREATE TEMP TABLE texts AS SELECT DISTINCT text_hash, text FROM ({posts})")
         distinct = con.execute("SELECT count(*) FROM texts").fetchall()[0][0]

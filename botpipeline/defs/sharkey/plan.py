@@ -60,9 +60,10 @@ def sharkey_plan(context: dg.AssetExecutionContext, config: SharkeyPlanConfig,
                                 _run_frame(con, "oasis_personas", run_id),
                                 _run_frame(con, "oasis_follows", run_id), config.settings())
     tag = pl.lit(run_id).alias("run_id")
-    for name in PLAN_TABLES:
-        warehouse.lake.write("sharkey", f"plan_{name}", run_id,
-                             getattr(plan, name).with_columns(tag), partition_column="run_id")
+    with warehouse.transaction(context) as lake:
+        for name in PLAN_TABLES:
+            lake.write("sharkey", f"plan_{name}", run_id,
+                       getattr(plan, name).with_columns(tag), partition_column="run_id")
     warehouse.refresh_catalog(context.log)
     calls = plan.calls()
     bound = lower_bound_seconds(calls, limits=SHARKEY_LIMITS)

@@ -102,9 +102,10 @@ def sharkey_publication(context: dg.AssetExecutionContext, config: PublishConfig
                                   client.server)
         failures = ledger.frame("SELECT * FROM sharkey.failures ORDER BY kind, key")
         tag = pl.lit(run_id).alias("run_id")
-        for name, frame in {**tables, "failures": failures}.items():
-            warehouse.lake.write("sharkey", name, run_id, frame.with_columns(tag),
-                                 partition_column="run_id")
+        with warehouse.transaction(context) as lake:
+            for name, frame in {**tables, "failures": failures}.items():
+                lake.write("sharkey", name, run_id, frame.with_columns(tag),
+                           partition_column="run_id")
         warehouse.refresh_catalog(context.log)
         if report is not None:
             yield from _materializations(report, parts, tables)

@@ -144,7 +144,7 @@ def sharkey_threads(context: dg.AssetExecutionContext, config: ThreadPublishConf
                  "notes_by_kind": dict(plan.notes.group_by("kind").len().iter_rows()),
                  "quarantined": plan.quarantine.height}
     if config.dry_run or plan.accounts.height == 0:
-        _write(warehouse, date, mapping, None, plan)
+        _write(context, warehouse, date, mapping, None, plan)
         warehouse.refresh_catalog(context.log)
         yield dg.MaterializeResult(asset_key=THREADS, metadata={
             **described, "dagster/row_count": 0, "dry_run": config.dry_run})
@@ -161,7 +161,7 @@ def sharkey_threads(context: dg.AssetExecutionContext, config: ThreadPublishConf
                            logger=context.log).publish(PARTS, workers=config.workers)
         ledger_rows = ledger.frame("SELECT * FROM sharkey.ledger")
         tables = published_tables(plan, ledger_rows, client.server)
-        _write(warehouse, date, mapping, tables, plan)
+        _write(context, warehouse, date, mapping, tables, plan)
         warehouse.refresh_catalog(context.log)
         published = tables["notes"].filter(pl.col("server_note_id").is_not_null()).height
         yield dg.MaterializeResult(asset_key=THREADS, metadata={
@@ -177,14 +177,15 @@ def sharkey_threads(context: dg.AssetExecutionContext, config: ThreadPublishConf
         client.close()
 
 
-def _write(warehouse: Warehouse, date: str, mapping: pl.DataFrame, tables: dict | None,
-           plan) -> None:
+def _write(context: dg.AssetExecutionContext, warehouse: Warehouse, date: str,
+           mapping: pl.DataFrame, tables: dict | None, plan) -> None:
     day = pl.lit(date).str.to_date().alias("collection_date")
     frames = {"thread_accounts": mapping,
               "thread_notes": tables["notes"] if tables else plan.notes,
               "thread_quarantine": plan.quarantine}
-    for table, frame in frames.items():
-        warehouse.lake.write("sharkey", table, date, frame.with_columns(day))
+    with warehouse.transaction(context) as lake:  # the three tables, all or none
+        for table, frame in frames.items():
+            lake.write("sharkey", table, date, frame.with_columns(day))
 
 
 def _checks(client: SharkeyClient, tokens: TokenStore, plan, tables: dict,

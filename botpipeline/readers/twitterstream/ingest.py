@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -178,9 +177,7 @@ def ingest_day(day_dir: Path, collection_date: date, lake: ParquetLake, *,
     say = progress or log.info
     key = collection_date.isoformat()
     report = IngestReport(key, workers=workers)
-    staging_root = lake.root / "_staging"
-    staging_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"raw-{key}-", dir=staging_root))
+    staging = lake.scratch_dir(f"raw-{key}-")
     files: set[str] = set()
     members_rows: list[dict] = []
     problems: list[pl.DataFrame] = []
