@@ -67,6 +67,17 @@ class Warehouse(DuckDBResource):
         with self.lake.transaction("+".join(keys), partition, holder=context.run.run_id) as lake:
             yield lake
 
+    @property
+    def outputs(self) -> Path:
+        """Where plots, models and exports go: beside the lake on an object store
+        (``<lake url>/plots``, ``/models``, ``/exports``), else the data dir."""
+        url = self.lake_url or os.environ.get("BOTPIPELINE_LAKE_URL", "")
+        if "://" in url and not url.startswith("file://"):
+            from upath import UPath
+
+            return UPath(url.rstrip("/"))
+        return self.data_path
+
     def incoming(self, source: str) -> Path:
         return self.data_path / "incoming" / source
 

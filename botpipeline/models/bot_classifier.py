@@ -39,7 +39,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import polars as pl
 import sklearn
 from sklearn.base import clone
@@ -56,6 +55,10 @@ from threadpoolctl import threadpool_limits
 
 from botpipeline.transforms.label_evaluation import detector_report
 from botpipeline.transforms.profile_features import COUNTS, FEATURES, MODEL_FEATURES
+
+from botpipeline.lazy import lazy
+
+np = lazy("numpy")
 
 ORIGIN = "origin"
 # Few, robust features: lifetime counts, their rates per day, follower ratios, age, verified.
@@ -447,7 +450,7 @@ class BotClassifier:
         for name, data in blobs.items():  # model.json last: it vouches for the others
             tmp = folder / f".{name}.tmp"
             tmp.write_bytes(data)
-            tmp.replace(folder / name)
+            tmp.rename(folder / name)  # replaces (POSIX rename; a copy on object stores)
 
     @staticmethod
     def load(folder: Path) -> "BotClassifier":
@@ -457,7 +460,7 @@ class BotClassifier:
         ModelFileError saying what to do."""
         import skops.io as sio
 
-        folder = Path(folder)
+        folder = Path(folder) if isinstance(folder, str) else folder  # a Path or a UPath
         if folder.suffix == ".pkl" or not (folder / "model.json").exists():
             raise ModelFileError(f"{folder}: not a model folder with model.json (models saved "
                                  f"as pickles are no longer loaded, since loading a pickle runs "

@@ -11,7 +11,6 @@ loaded again to explain it.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +20,7 @@ if TYPE_CHECKING:  # scikit-learn is imported only when a model is saved or load
 
 class ModelStore:
     def __init__(self, root: Path, name: str = "bot_classifier"):
-        self.folder = Path(root) / name
+        self.folder = (Path(root) if isinstance(root, str) else root) / name  # or a UPath
 
     def path(self, version: str) -> Path:
         return self.folder / version
@@ -31,7 +30,7 @@ class ModelStore:
         model.save(path)
         pointer = self.folder / ".current.tmp"
         pointer.write_text(model.version + "\n")
-        os.replace(pointer, self.folder / "current")
+        pointer.rename(self.folder / "current")  # replaces atomically (POSIX; a copy on S3)
         return path
 
     def current_version(self) -> str | None:

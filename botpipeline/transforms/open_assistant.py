@@ -15,7 +15,6 @@ filtered and ordered; the selection itself (thread size, language, deletions) is
 from __future__ import annotations
 
 import gzip
-import os
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -80,14 +79,16 @@ def pairs(tree: dict) -> Iterator[dict]:
 
 
 def write_export(rows: Iterable[dict], trees_path: Path, pairs_path: Path) -> dict[str, int]:
-    """Write both files atomically (temp file + rename); returns counts."""
+    """Write both files atomically (temp file + rename); returns counts. The paths may be
+    local or fsspec paths (``upath.UPath``) on an object store."""
     counts = {"trees": 0, "messages": 0, "pairs": 0}
     trees_path.parent.mkdir(parents=True, exist_ok=True)
     tmp_trees = trees_path.with_name(trees_path.name + ".tmp")
     tmp_pairs = pairs_path.with_name(pairs_path.name + ".tmp")
     try:
-        with gzip.GzipFile(tmp_trees, "wb", mtime=0) as trees_out, \
-                gzip.GzipFile(tmp_pairs, "wb", mtime=0) as pairs_out:
+        with tmp_trees.open("wb") as trees_raw, tmp_pairs.open("wb") as pairs_raw, \
+                gzip.GzipFile(fileobj=trees_raw, mode="wb", mtime=0) as trees_out, \
+                gzip.GzipFile(fileobj=pairs_raw, mode="wb", mtime=0) as pairs_out:
             for tree in build_trees(rows):
                 trees_out.write(orjson.dumps(tree) + b"\n")
                 counts["trees"] += 1
@@ -95,8 +96,8 @@ def write_export(rows: Iterable[dict], trees_path: Path, pairs_path: Path) -> di
                     pairs_out.write(orjson.dumps(pair) + b"\n")
                     counts["pairs"] += 1
                 counts["messages"] += _size(tree["prompt"])
-        os.replace(tmp_trees, trees_path)
-        os.replace(tmp_pairs, pairs_path)
+        tmp_trees.rename(trees_path)  # replaces (POSIX rename; a copy on object stores)
+        tmp_pairs.rename(pairs_path)
     finally:
         tmp_trees.unlink(missing_ok=True)
         tmp_pairs.unlink(missing_ok=True)

@@ -90,7 +90,7 @@ def build_conversation_assets(source: PostSource) -> dg.AssetsDefinition:
         }
         if source.daily:
             common["lookback_days"] = config.lookback_days
-        plot_path = (warehouse.data_path / "plots" / SCHEMA
+        plot_path = (warehouse.outputs / "plots" / SCHEMA
                      / f"{source.prefix}thread_sizes" / f"{key}.png")
         yield dg.MaterializeResult(asset_key=keys["posts"], metadata={
             "dagster/row_count": rows["posts"], **common})

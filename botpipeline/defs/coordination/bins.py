@@ -83,7 +83,7 @@ def coordination_behaviour_bins(context: dg.AssetExecutionContext, config: Behav
         "dagster/row_count": rows, "near_identical_set_pairs": pairs.height,
         "summary": markdown_preview(summary), "largest_bins": markdown_preview(largest),
         "bin_sizes": png_metadata(bin_sizes(bins, f"Behaviour bins up to {key}"),
-                                  warehouse.data_path / "plots" / f"behaviour_bins_{key}.png"),
+                                  warehouse.outputs / "plots" / f"behaviour_bins_{key}.png"),
     }
     truth = planted_like_groups(warehouse.data_path)
     if truth is not None and bins.height:

@@ -97,7 +97,7 @@ def account_correlations(context: dg.AssetExecutionContext,
                           frame.with_columns(stamp).sort("platform", "account_id"))
         lake.write("coordination", "correlations", key, corr.with_columns(stamp))
     warehouse.refresh_catalog(context.log)
-    plots = warehouse.data_path / "plots"
+    plots = warehouse.outputs / "plots"
     headline = ["like_bin_size", "like_near_bin_size", "repost_bin_size",
                 "coordinated_group_size", "bot_score", "account_age_days", "followers_count",
                 "tweets_deleted"] + (["botometer_overall", "botometer_lite"]

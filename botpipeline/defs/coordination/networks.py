@@ -138,7 +138,7 @@ def coordination_groups(context: dg.AssetExecutionContext, config: GroupsConfig,
         "network": png_metadata(
             coordination_network(edges.filter(pl.col("significant")), groups,
                                  f"Coordinated groups, {key}"),
-            warehouse.data_path / "plots" / f"coordination_groups_{key}.png"),
+            warehouse.outputs / "plots" / f"coordination_groups_{key}.png"),
     }
     truth = planted_coordination(warehouse.data_path)
     if truth is not None:

@@ -61,7 +61,7 @@ def build_export_asset(source: PostSource) -> dg.AssetsDefinition:
     def export(context: dg.AssetExecutionContext, config: OpenAssistantExportConfig,
                warehouse: Warehouse) -> dg.MaterializeResult:
         key = context.partition_key
-        folder = warehouse.data_path / "exports" / "open_assistant"
+        folder = warehouse.outputs / "exports" / "open_assistant"
         stem = f"{source.prefix}{key}"
         trees, pairs = folder / f"{stem}.trees.jsonl.gz", folder / f"{stem}.pairs.jsonl.gz"
         with warehouse.get_connection() as con:
@@ -76,9 +76,9 @@ def build_export_asset(source: PostSource) -> dg.AssetsDefinition:
         context.log.info(f"{key}: {counts['trees']} trees, {counts['messages']} messages -> "
                          f"{trees}")
         return dg.MaterializeResult(metadata={
-            "dagster/row_count": counts["trees"], **counts, "trees_file": dg.MetadataValue.path(str(trees.absolute())),
-            "pairs_file": dg.MetadataValue.path(str(pairs.absolute())),
-            "trees_url": dg.MetadataValue.url(trees.absolute().as_uri()),
+            "dagster/row_count": counts["trees"], **counts,
+            "trees_file": dg.MetadataValue.path(str(trees)),
+            "pairs_file": dg.MetadataValue.path(str(pairs)),
             "filters": {"min_thread_size": config.min_thread_size,
                         "languages": config.languages or "all",
                         "drop_deleted": deletions}})

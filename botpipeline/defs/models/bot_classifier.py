@@ -54,7 +54,7 @@ class BotModelConfig(dg.Config):
 
 
 def model_store(warehouse: Warehouse) -> ModelStore:
-    return ModelStore(warehouse.data_path / "models")
+    return ModelStore(warehouse.outputs / "models")
 
 
 def training_rows(accounts: labelled_accounts.LabelledAccounts) -> pl.DataFrame:
@@ -144,7 +144,7 @@ def bot_classifier(context: dg.AssetExecutionContext, config: BotModelConfig,
         for (o,), part in model.out_of_fold.group_by(ORIGIN, maintain_order=True)}
     for o in cross:
         curves[o] = (rows[o]["is_bot"].to_numpy(), model.predict(rows[o]))
-    plots = warehouse.data_path / "plots" / "models" / model.version
+    plots = warehouse.outputs / "plots" / "models" / model.version
     importance = model.feature_importance()
     return dg.MaterializeResult(
         data_version=dg.DataVersion(model.version),

@@ -60,7 +60,7 @@ def bot_probability(context: dg.AssetExecutionContext,
             score_distribution(probability.tolist(), model.threshold,
                                f"bot probability {key} (model {model.version})", (0, 1),
                                "bot probability"),
-            warehouse.data_path / "plots" / "scores" / "bot_probability" / f"{key}.png")
+            warehouse.outputs / "plots" / "scores" / "bot_probability" / f"{key}.png")
     truth = generator_truth(warehouse.data_path)
     if truth is not None:
         labelled = frame.join(truth, on="account_id", how="inner")

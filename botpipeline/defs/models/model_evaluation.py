@@ -115,5 +115,5 @@ def model_evaluation(context: dg.AssetExecutionContext, config: ModelEvaluationC
         metadata["roc_pr_curves"] = png_metadata(roc_and_pr_curves(
             {d: (y, frame[s].cast(pl.Float64).to_numpy()) for d, (s, _) in DETECTORS.items()},
             f"{name}: model {model.version} vs heuristics"),
-            warehouse.data_path / "plots" / "models" / "evaluation" / f"{name}.png")
+            warehouse.outputs / "plots" / "models" / "evaluation" / f"{name}.png")
     return dg.MaterializeResult(metadata=metadata)

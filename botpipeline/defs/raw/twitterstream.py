@@ -78,7 +78,7 @@ def raw_tweets(context: dg.AssetExecutionContext, config: TwitterStreamConfig,
 
     lines = report.lines_read
     share = report.quarantined_lines / lines if lines else 0.0
-    plot_path = warehouse.data_path / "plots" / "raw" / "tweets" / f"{key}.png"
+    plot_path = warehouse.outputs / "plots" / "raw" / "tweets" / f"{key}.png"
     metadata = {
         "dagster/row_count": report.rows["tweets"],
         "dagster/table_name": "raw.tweets",

@@ -76,7 +76,7 @@ def bot_scores(context: dg.AssetExecutionContext, config: BotScoreConfig,
                           "count(*) AS accounts FROM scores.bot_scores GROUP BY ALL "
                           "ORDER BY collection_date").pl()
     flagged = int(scores["flagged"].sum() or 0)
-    plots = warehouse.data_path / "plots" / "scores"
+    plots = warehouse.outputs / "plots" / "scores"
     metadata = {
         "dagster/row_count": rows, "flagged": flagged,
         "flagged_share": round(flagged / rows, 4) if rows else 0.0,

@@ -92,5 +92,5 @@ def label_evaluation(context: dg.AssetExecutionContext, config: LabelEvaluationC
         "per_label": markdown_preview(by_label, rows=30),
         "scores_by_label": png_metadata(
             scores_by_label(frame, "total_score", threshold, f"bot scores by label {key}"),
-            warehouse.data_path / "plots" / "scores" / "label_evaluation" / f"{key}.png"),
+            warehouse.outputs / "plots" / "scores" / "label_evaluation" / f"{key}.png"),
     })

@@ -172,7 +172,7 @@ def simulated_persona_evaluation(context: dg.AssetExecutionContext, warehouse: W
         "scores_by_persona": png_metadata(
             scores_by_label(frame, "total_score", config_from({}).flag_threshold,
                             f"bot scores by persona, run {run_id}"),
-            warehouse.data_path / "plots" / "scores" / "simulated_persona_evaluation"
+            warehouse.outputs / "plots" / "scores" / "simulated_persona_evaluation"
             / f"{run_id}.png"),
     })
     scored = model_version is not None
