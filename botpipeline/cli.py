@@ -196,6 +196,39 @@ def cmd_catalog(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lake(args: argparse.Namespace) -> int:
+    from botpipeline.defs.resources import Warehouse
+    from botpipeline.storage.contracts import Contract
+
+    lake = Warehouse().lake
+    if args.action == "evolve":
+        if not args.table:
+            print("botpipeline lake evolve: name the table, e.g. raw.tweets", file=sys.stderr)
+            return 2
+        try:
+            schema, table = args.table.split(".", 1)
+            contract: Contract = lake.allow_new_columns(schema, table)
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"botpipeline lake evolve: {exc}", file=sys.stderr)
+            return 2
+        print(f"{contract.table}: the next write may add columns "
+              f"({len(contract.columns)} in the contract now)")
+        return 0
+    committed = lake.manifest()
+    print(f"lake {lake.url}: {committed['table_name'].n_unique()} tables, "
+          f"{committed.height} committed partitions, {committed['rows'].sum():,} rows")
+    import polars as pl
+
+    summary = committed.group_by("table_name").agg(
+        pl.len().alias("partitions"), pl.col("rows").sum(),
+        pl.from_epoch(pl.col("committed_at").max().cast(pl.Int64)).alias("last_commit"),
+    ).sort("table_name")
+    for row in summary.iter_rows(named=True):
+        print(f"  {row['table_name']:<45} {row['partitions']:>6} partitions "
+              f"{row['rows']:>12,} rows  last commit {row['last_commit']:%Y-%m-%d %H:%M:%S}Z")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="botpipeline", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -212,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
     run.set_defaults(func=cmd_run)
     catalog = sub.add_parser("catalog", help="re-publish the analysts' DuckDB views")
     catalog.set_defaults(func=cmd_catalog)
+    lake = sub.add_parser("lake", help="what the lake holds; allow a table new columns")
+    lake.add_argument("action", choices=["status", "evolve"], nargs="?", default="status")
+    lake.add_argument("table", nargs="?", help="schema.table (for evolve)")
+    lake.set_defaults(func=cmd_lake)
     sample = sub.add_parser("sample", help="regenerate the shipped Twitter Stream Grab sample",
                             add_help=False)
     sample.set_defaults(func=None)

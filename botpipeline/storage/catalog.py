@@ -1,11 +1,11 @@
-"""The analysts' DuckDB database: views over the lake, refreshed after each materialization.
+"""The analysts' DuckDB database: views over the lake, refreshed when the set of tables changes.
 
-The database file holds no data, only ``CREATE VIEW schema.table AS SELECT * FROM
-read_parquet(...)`` over the lake's files. A view over a glob sees a new or replaced partition
-the moment its file is renamed into place, so an analyst who keeps the database open (which
-locks the file against writers) misses nothing but brand-new tables, which appear at the next
-refresh. A run never waits for that lock: it tries once, and if the file is busy it says so and
-carries on.
+The database file holds no data, only ``CREATE VIEW schema.table AS SELECT * FROM (...)``
+over the lake's files, filtered by the lake's manifest when the view is queried (see
+``lake.py``). A view therefore sees each commit the moment the manifest is replaced, all of an
+asset's tables at once, so an analyst who keeps the database open (which locks the file against
+writers) misses nothing but brand-new tables, which appear at the next refresh. A run never
+waits for that lock: it tries once, and if the file is busy it says so and carries on.
 
 DuckDB binds a view's columns at query time, so new partitions and new columns need no refresh
 either: the views change only when the set of tables (or a mart's SQL) does. A refresh whose
@@ -13,6 +13,9 @@ view definitions equal the last published ones (a digest kept beside the databas
 ``<database>.views``) opens nothing and returns at once, so the many steps of a run refresh the
 catalog once, when a table first appears, instead of once each (and steps running side by side
 do not fight over the file). ``force`` republishes regardless (``botpipeline catalog``).
+
+A lake on an object store gives views over ``s3://`` URLs: DuckDB opens them with its httpfs
+extension (``INSTALL httpfs``) or, from Python, through ``ParquetLake(url).attach(con)``.
 """
 
 from __future__ import annotations
