@@ -162,11 +162,13 @@ def test_two_processes_writing_one_partition_never_interleave(tmp_path):
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    a = _writer(tmp_path / "lake", "A", 60, 2.0)
-    time.sleep(1.0)  # A holds the lock and is between its two tables
+    a = _writer(tmp_path / "lake", "A", 60, 3.0)
+    a_locked = a.stdout.readline()  # A holds the lock, then writes a table and pauses
+    assert a_locked.startswith("LOCKED A"), a.communicate()
     b = _writer(tmp_path / "lake", "B", 60, 0.0)  # waits for A
     c = _writer(tmp_path / "lake", "C", 0.3, 0.0)  # gives up at once
     outs = {name: p.communicate(timeout=120)[0] for name, p in zip("ABC", (a, b, c))}
+    outs["A"] = a_locked + outs["A"]
     stop.set()
     watcher.join()
     assert "COMMITTED A" in outs["A"] and "COMMITTED B" in outs["B"], outs

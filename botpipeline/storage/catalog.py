@@ -43,8 +43,10 @@ class CatalogRefresh:
 def catalog_digest(lake: ParquetLake, extra_views: list[tuple[str, str]] | None) -> str:
     """Digest of every view definition publish_catalog would write."""
     digest = hashlib.sha256()
-    for ref in lake.tables():
-        digest.update(f"{ref.qualified}\0{lake.scan_sql(ref.schema, ref.table)}\n".encode())
+    committed = lake.manifest()
+    for ref in lake.tables(committed):
+        digest.update(f"{ref.qualified}\0{lake.scan_sql(ref.schema, ref.table, committed)}\n"
+                      .encode())
     for name, select in extra_views or []:
         digest.update(f"{name}\0{select}\n".encode())
     return digest.hexdigest()

@@ -143,6 +143,10 @@ class ParquetLake:
     def scratch_dir(self, prefix: str) -> Path:
         """A new local folder for a step's intermediate files (removed by the caller; those a
         killed run leaves behind are removed by a later call after six hours)."""
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=self.scratch_base()))
+
+    def scratch_base(self) -> Path:
+        """The local folder that holds steps' scratch folders, stale ones removed."""
         base = (self.root / "_staging") if self.local else \
             Path(tempfile.gettempdir()) / "botpipeline-staging"
         base.mkdir(parents=True, exist_ok=True)
@@ -153,7 +157,7 @@ class ParquetLake:
                     shutil.rmtree(old, ignore_errors=True)
             except FileNotFoundError:
                 pass
-        return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+        return base
 
     # -------------------------------------------------------------- manifest
     def manifest(self) -> pl.DataFrame:
@@ -175,9 +179,10 @@ class ParquetLake:
                                       partition=partition or "")
         return rows.row(0, named=True) if rows.height else None
 
-    def tables(self) -> list[TableRef]:
+    def tables(self, committed: pl.DataFrame | None = None) -> list[TableRef]:
         """Every table with at least one committed partition."""
-        names = self.manifest()["table_name"].unique().sort().to_list()
+        committed = self.manifest() if committed is None else committed
+        names = committed["table_name"].unique().sort().to_list()
         return [TableRef(*name.split(".", 1)) for name in names]
 
     def has_partition(self, schema: str, table: str, partition: str | None,
@@ -204,19 +209,20 @@ class ParquetLake:
         return self.root / self._partition_dir(schema, table, partition,
                                                partition_column) / "none.parquet"
 
-    def scan_sql(self, schema: str, table: str) -> str:
+    def scan_sql(self, schema: str, table: str, committed: pl.DataFrame | None = None) -> str:
         """A DuckDB subquery over the committed partitions of a table.
 
-        It reads the manifest when it runs, so a view made of it follows every commit."""
+        It reads the manifest when it runs, so a view made of it follows every commit.
+        ``committed``: the manifest, when the caller has just read it."""
         name = f"{schema}.{table}"
-        rows = self.manifest().filter(table_name=name)
+        rows = (self.manifest() if committed is None else committed).filter(table_name=name)
         if rows.is_empty():
             raise FileNotFoundError(f"table {name} has no data under {self.url}")
         partitioned = rows["partition_column"].drop_nulls().len() > 0
         glob = self._url(f"{schema}/{table}/" + ("*=*/*.parquet" if partitioned else
                                                   "*.parquet"))
         prefix = _sql_text(self.url + "/")
-        committed = (f"SELECT {prefix} || file FROM read_parquet("
+        files = (f"SELECT {prefix} || file FROM read_parquet("
                      f"{_sql_text(self._url(manifest.MANIFEST))}) WHERE table_name = "
                      f"{_sql_text(name)}")
         staged = [s.entry for s in (self._tx.staged.values() if self._tx else [])
@@ -226,12 +232,12 @@ class ParquetLake:
             files = ", ".join(_sql_text(self._url(e.file)) for e in staged)
             staged_sql = f"SELECT unnest([{files}])"
             if self.fs.exists(self._fs_path(manifest.MANIFEST)):
-                committed = f"{committed} AND partition NOT IN ({keys}) UNION ALL {staged_sql}"
+                files = f"{files} AND partition NOT IN ({keys}) UNION ALL {staged_sql}"
             else:
-                committed = staged_sql
+                files = staged_sql
         return (f"(SELECT * EXCLUDE ({FILE_COLUMN}) FROM read_parquet({_sql_text(glob)}, "
                 f"filename = '{FILE_COLUMN}', union_by_name = true) "
-                f"WHERE {FILE_COLUMN} IN ({committed}))")
+                f"WHERE {FILE_COLUMN} IN ({files}))")
 
     # --------------------------------------------------------------- writes
     def write(self, schema: str, table: str, partition: str | None, data: pl.DataFrame | str,
@@ -445,11 +451,12 @@ class ParquetLake:
     def register_views(self, con: duckdb.DuckDBPyConnection) -> list[TableRef]:
         """Create ``schema.table`` views over every table on a DuckDB connection."""
         self.attach(con)
-        refs = self.tables()
+        committed = self.manifest()
+        refs = self.tables(committed)
         for ref in refs:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {ref.schema}")
             con.execute(f"CREATE OR REPLACE VIEW {ref.qualified} AS SELECT * FROM "
-                        f"{self.scan_sql(ref.schema, ref.table)}")
+                        f"{self.scan_sql(ref.schema, ref.table, committed)}")
         return refs
 
     @contextmanager

@@ -70,7 +70,7 @@ def raw_bluesky_jetstream(context: dg.AssetExecutionContext, config: JetstreamIn
     with warehouse.transaction(context) as lake:
         report = ingest_day(day_dir, date.fromisoformat(key), lake,
                             memory_limit=config.memory_limit, threads=warehouse.workers,
-                            temp_dir=warehouse.data_path, progress=context.log.info)
+                            temp_dir=lake.scratch_base(), progress=context.log.info)
     warehouse.refresh_catalog(context.log)
     with warehouse.get_connection() as con:
         where = f"collection_date = DATE '{key}'"
