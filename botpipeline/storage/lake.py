@@ -97,7 +97,9 @@ class ParquetLake:
         if "://" in text and not text.startswith("file://"):
             import fsspec
 
-            self.fs, path = fsspec.core.url_to_fs(text)
+            # No listings cache: other processes commit to the same prefix, and a stale
+            # listing would hide a new manifest or give its old size.
+            self.fs, path = fsspec.core.url_to_fs(text, use_listings_cache=False)
             self.url = text.rstrip("/")
             self._path = path.rstrip("/")
             self.local = False
