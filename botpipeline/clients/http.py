@@ -6,8 +6,10 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import requests
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ def send(call: Callable[[], requests.Response], *, max_retries: int = 5,
     Timeouts, dropped connections and 5xx are retried with exponential backoff and jitter;
     429 waits as the server says (bounded by ``max_wait``).
     """
+    import requests  # deferred: loading the code location needs no HTTP stack
     for attempt in range(max_retries + 1):
         try:
             response = call()

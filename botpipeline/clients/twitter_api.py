@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
-import requests
+if TYPE_CHECKING:
+    import requests
 
 from botpipeline.clients.http import ApiError, send
 
@@ -22,7 +24,10 @@ class TwitterApiClient:
         self.base_url = base_url.rstrip("/")
         self._token = bearer_token
         self.timeout, self.max_retries = timeout, max_retries
-        self.session = session or requests.Session()
+        if session is None:
+            import requests
+            session = requests.Session()
+        self.session = session
 
     def __repr__(self) -> str:  # never show the token
         return f"TwitterApiClient({self.base_url!r})"

@@ -28,8 +28,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
 import polars as pl
+
+from botpipeline.lazy import lazy
+
+np = lazy("numpy")
 
 LABELS: tuple[str, ...] = ("toxicity", "severe_toxicity", "obscene", "threat", "insult",
                            "identity_attack", "sexual_explicit")

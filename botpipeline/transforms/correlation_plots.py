@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import polars as pl
 
 from botpipeline.plots import plt  # pyplot on first use
 from botpipeline.transforms.correlations import correlation_square
+
+from botpipeline.lazy import lazy
+
+np = lazy("numpy")
 
 SCATTER_MAX_POINTS = 20_000  # beyond this a deterministic sample is drawn, for speed
 

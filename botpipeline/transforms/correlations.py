@@ -15,8 +15,11 @@ column is sorted once for the Spearman ranks instead of once per pair.
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
+
+from botpipeline.lazy import lazy
+
+np = lazy("numpy")
 
 METHODS = ("pearson", "spearman")
 RESULT_SCHEMA = {"method": pl.String, "feature_a": pl.String, "feature_b": pl.String,

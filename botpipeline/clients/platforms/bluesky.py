@@ -31,12 +31,14 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import datetime
-
-import requests
+from typing import TYPE_CHECKING
 
 from botpipeline.clients.platforms.base import Collected
 from botpipeline.clients.platforms.rows import (JsonGetter, Rows, Unusable, as_int, as_list,
                                                as_str, parse_time, utc_naive)
+
+if TYPE_CHECKING:
+    import requests
 
 SEARCH = "/xrpc/app.bsky.feed.searchPosts"
 THREAD = "/xrpc/app.bsky.feed.getPostThread"
@@ -149,6 +151,7 @@ def login_session(pds_url: str, identifier: str, app_password: str,
 
     Since 2025 the public AppView refuses searchPosts without one; with it, app.bsky.* calls go
     to the account's PDS, which proxies them. The password never reaches an error message."""
+    import requests
     session = requests.Session()
     try:
         response = session.post(f"{pds_url.rstrip('/')}/xrpc/com.atproto.server.createSession",

@@ -34,13 +34,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from urllib.parse import quote
-
-import requests
 
 from botpipeline.clients.platforms.base import Collected
 from botpipeline.clients.platforms.rows import (JsonGetter, Rows, Unusable, as_int, as_list,
                                                as_str)
+
+if TYPE_CHECKING:
+    import requests
 
 SEARCH = "/search_by_date"
 PAGINATION_LIMIT = 1000  # Algolia's paginationLimitedTo for HN: hits beyond it are unreachable

@@ -7,14 +7,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import orjson
 import polars as pl
-import requests
 
 from botpipeline.clients.http import send
 from botpipeline.clients.platforms.base import QUARANTINE_COLUMNS, Collected
 from botpipeline.transforms.core_model import ACCOUNT_COLUMNS, POST_COLUMNS, conform
+
+if TYPE_CHECKING:
+    import requests
 
 
 class Unusable(ValueError):
@@ -91,7 +94,10 @@ class JsonGetter:
     def __init__(self, base_url: str, session: requests.Session | None, max_retries: int,
                  sleep: Callable[[float], None] = time.sleep, timeout: float = 30.0):
         self.base_url = base_url.rstrip("/")
-        self.session = session or requests.Session()
+        if session is None:
+            import requests
+            session = requests.Session()
+        self.session = session
         self.max_retries, self.sleep, self.timeout = max_retries, sleep, timeout
 
     def _get(self, rows: Rows, path: str, params: dict | None = None) -> dict:

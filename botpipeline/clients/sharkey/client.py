@@ -21,15 +21,15 @@ import threading
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import requests
-from requests.adapters import HTTPAdapter
 
 from botpipeline.clients.sharkey.errors import (Ambiguous, RateLimited, ServerError,
                                                 SharkeyError, Unreachable, error_from_body)
 from botpipeline.clients.sharkey.limits import SHARKEY_LIMITS, Limit, limit_for
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,8 @@ class SharkeyClient:
         self.verify, self.timeout = verify, timeout
         self.max_retries, self.backoff = max_retries, backoff
         self.pacer = Pacer(limits)
+        import requests  # deferred: the code location loads without the HTTP stack
+        from requests.adapters import HTTPAdapter
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
         self.session.mount("http://", adapter)
@@ -230,6 +232,7 @@ class SharkeyClient:
         ``token=None`` uses the admin token. ``wait=False`` raises :class:`RateLimited` instead
         of sleeping when the (token, endpoint) must wait, so a scheduler can do other work.
         """
+        import requests
         token = self._admin_token if token is None else token
         if idempotent is None:
             idempotent = endpoint not in NON_IDEMPOTENT
@@ -256,7 +259,7 @@ class SharkeyClient:
             except requests.exceptions.SSLError:
                 raise Unreachable(endpoint, f"TLS verification failed for {self.server}"
                                   ) from None
-            except LOST_ANSWER as exc:
+            except lost_answer_errors() as exc:
                 # Cut off mid-body (ChunkedEncodingError: IncompleteRead), dropped, timed out.
                 sent = not isinstance(exc, requests.exceptions.ConnectTimeout) and \
                     "NewConnectionError" not in repr(exc)
@@ -305,9 +308,12 @@ class SharkeyClient:
         time.sleep(wait)
 
 
-LOST_ANSWER = (requests.ConnectionError, requests.Timeout,
-               requests.exceptions.ChunkedEncodingError,
-               requests.exceptions.ContentDecodingError)
+def lost_answer_errors() -> tuple[type[Exception], ...]:
+    """The requests errors after which the server may or may not have acted."""
+    import requests
+    return (requests.ConnectionError, requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.ContentDecodingError)
 
 
 def _json(response: requests.Response) -> object:

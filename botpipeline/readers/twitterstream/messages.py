@@ -12,17 +12,21 @@ up as a tweet, a notice, or a quarantine row.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import threading
 from dataclasses import dataclass, field
 
 import duckdb
-import numpy as np
 import orjson
 import polars as pl
-import pyarrow as pa
-import pyarrow.json as pa_json
+
+from botpipeline.lazy import lazy
+
+np = lazy("numpy")
+pa = lazy("pyarrow")
+pa_json = lazy("pyarrow.json")
 
 # ------------------------------------------------------------------------------ input schema
 _USER = pl.Struct({
@@ -96,11 +100,13 @@ def _arrow_type(dtype: pl.DataType) -> pa.DataType:
 
 
 # Arrow's JSON reader: only the schema's fields are built, the rest is skipped; a notice's
-# payload becomes an empty struct (present or null), whatever its keys.
-_ARROW_SCHEMA = pa.schema([(name, _arrow_type(dtype)) for name, dtype in SCHEMA.items()]
-                          + [(name, pa.struct([])) for name in NOTICE_TYPES[1:]])
-_ARROW_PARSE = pa_json.ParseOptions(explicit_schema=_ARROW_SCHEMA,
-                                    unexpected_field_behavior="ignore")
+# payload becomes an empty struct (present or null), whatever its keys. Built on first use
+# (pyarrow loads with the first archive read, not with the code location).
+@functools.cache
+def _arrow_parse():
+    schema = pa.schema([(name, _arrow_type(dtype)) for name, dtype in SCHEMA.items()]
+                       + [(name, pa.struct([])) for name in NOTICE_TYPES[1:]])
+    return pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
 
 
 class ParseError(ValueError):
@@ -464,7 +470,7 @@ def _arrow_frame(items: list[MemberInput], chosen: list[int], lines: list[int]) 
                 pa.py_buffer(payload),
                 read_options=pa_json.ReadOptions(use_threads=False,
                                                  block_size=max(len(payload) + 1, 1 << 20)),
-                parse_options=_ARROW_PARSE))
+                parse_options=_arrow_parse()))
         except (pa.ArrowException, ValueError) as exc:
             raise _NotFast from exc
     table = pa.concat_tables(tables)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
+
+from botpipeline.lazy import lazy
+
+np = lazy("numpy")
 
 
 def component_labels(edges: pl.DataFrame) -> pl.DataFrame:

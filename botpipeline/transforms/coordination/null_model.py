@@ -21,8 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import polars as pl
+
+from botpipeline.lazy import lazy
+
+np = lazy("numpy")
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import io
 
-from PIL import Image, ImageDraw
-
+from botpipeline.lazy import lazy
 from botpipeline.transforms.sharkey.personas import COLOURS
+
+Image = lazy("PIL.Image")
+ImageDraw = lazy("PIL.ImageDraw")
 
 AVATAR_SIZE, BANNER_SIZE = (400, 400), (1500, 500)
 

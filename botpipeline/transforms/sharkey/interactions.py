@@ -7,10 +7,13 @@ trick: sort by ``log(w) + Gumbel noise`` and keep the first k, in one vectorized
 
 from __future__ import annotations
 
-import numpy as np
 import polars as pl
 
 from botpipeline.transforms.sharkey.personas import VIRAL_PERSONAS, affinity_table, reaction_for
+
+from botpipeline.lazy import lazy
+
+np = lazy("numpy")
 
 
 def plan_follows(follows: pl.DataFrame, accounts: pl.DataFrame
