@@ -161,3 +161,29 @@ def test_missing_sharkey_settings_are_named_at_once(monkeypatch):
     with pytest.raises(dg.Failure) as caught:
         SharkeyResource().client()
     assert "SHARKEY_URL" in str(caught.value) and "SHARKEY_ADMIN_TOKEN" in str(caught.value)
+
+
+def test_admin_token_is_an_env_var_never_text_in_run_config(monkeypatch):
+    import dagster as dg
+
+    from botpipeline.definitions import defs
+    from botpipeline.defs.sharkey.resources import SharkeyResource
+
+    bound = defs.resources["sharkey"]
+    assert isinstance(bound.admin_token, dg.EnvVar) and bound.admin_token == "SHARKEY_ADMIN_TOKEN"
+    # What a run stores: the variable's name, resolved when the step starts.
+    monkeypatch.setenv("SHARKEY_ADMIN_TOKEN", "from-the-environment")
+    assert SharkeyResource(admin_token="from-the-environment").admin_token  # resolved value
+    with pytest.raises(Exception, match="EnvVar"):  # a token typed into config
+        SharkeyResource(admin_token="typed-into-the-launchpad")
+    # Unbound (the collector's resource): the variable, read when a step calls the server.
+    monkeypatch.setenv("SHARKEY_URL", "http://127.0.0.1:9")
+    client = SharkeyResource().client()
+    assert client._admin_token == "from-the-environment"
+    client.close()
+    # Publishing without the variable is refused at launch, naming it.
+    monkeypatch.delenv("SHARKEY_ADMIN_TOKEN")
+    job = defs.resolve_job_def("sharkey_threads")
+    with pytest.raises(dg.DagsterInvalidConfigError, match="SHARKEY_ADMIN_TOKEN"):
+        job.execute_in_process(partition_key="2021-01-02",
+                               instance=dg.DagsterInstance.ephemeral())

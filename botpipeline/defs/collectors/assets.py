@@ -107,7 +107,7 @@ def raw_hackernews(context: dg.AssetExecutionContext, config: CollectorConfig,
 @dg.asset(**_spec("sharkey"), description="Notes and users read back from the Sharkey "
           "instance ($SHARKEY_URL): the accounts of published OASIS runs and any @usernames.")
 def raw_sharkey(context: dg.AssetExecutionContext, config: SharkeyCollectorConfig,
-                warehouse: Warehouse, sharkey: SharkeyResource):
+                warehouse: Warehouse, sharkey_reader: SharkeyResource):
     from botpipeline.clients.platforms.sharkey import SharkeyAdapter
 
     queries = list(config.queries)
@@ -122,7 +122,7 @@ def raw_sharkey(context: dg.AssetExecutionContext, config: SharkeyCollectorConfi
         context.log.info("no @usernames or published runs configured: nothing to collect")
         yield from _land(context, warehouse, "sharkey", Collected(), Collected().posts, config)
         return
-    client = sharkey.client()
+    client = sharkey_reader.client()
     try:
         collected, top = collect(SharkeyAdapter(client), config.settings(queries), since, until,
                                  context.log)
