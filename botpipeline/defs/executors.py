@@ -40,9 +40,10 @@ DASK_CLUSTERS = ("local", "slurm", "pbs", "sge", "lsf")
 
 def forkserver_executor() -> dg.ExecutorDefinition:
     """Dagster's multiprocess executor, each step forked from a server that preloaded the code
-    location (so a step does not pay the imports again)."""
+    location and the instance's storage stack (so a step pays neither again; see
+    botpipeline/step_preload.py)."""
     return dg.multiprocess_executor.configured(
-        {"start_method": {"forkserver": {"preload_modules": ["botpipeline.definitions"]}}},
+        {"start_method": {"forkserver": {"preload_modules": ["botpipeline.step_preload"]}}},
         name="multiprocess_forkserver")
 
 
@@ -71,14 +72,128 @@ def dask_cluster_config(env: Mapping[str, str]) -> dict:
     return {kind: {"n_workers": workers}}
 
 
+class _Opaque:
+    """A value Dask passes to the task without looking inside it.
+
+    ``Client.submit`` walks tuple arguments looking for futures (dask >= 2025.1), and Dagster's
+    run and its records are tuples that forbid iteration, so dagster-dask 0.29's own executor
+    fails on the first step ("Iteration is not allowed on `@record` RunOpConcurrency")."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __reduce__(self):
+        return (_Opaque, (self.value,))
+
+
+# The instance each worker process reports to, opened once (not once per step).
+_WORKER_INSTANCES: dict[bytes, dg.DagsterInstance] = {}
+
+
+def _run_step_on_worker(dependencies, packed: _Opaque) -> _Opaque:
+    """The Dask task of one step, as dagster-dask's worker function: reconstruct the job from
+    its module, execute the one step against the instance (the worker writes the step's events
+    there itself) and return the events, opaque to Dask as well. ``dependencies`` only makes
+    Dask wait for the steps this one depends on."""
+    import pickle
+
+    from dagster._core.execution.api import create_execution_plan, execute_plan
+
+    recon_job, run, run_config, step_keys, instance_ref, known_state = packed.value
+    key = pickle.dumps(instance_ref)
+    if key not in _WORKER_INSTANCES:
+        _WORKER_INSTANCES[key] = dg.DagsterInstance.from_ref(instance_ref)
+    instance = _WORKER_INSTANCES[key]
+    job = recon_job.get_subset(op_selection=run.resolved_op_selection)
+    plan = create_execution_plan(job, run_config=run_config, step_keys_to_execute=step_keys,
+                                 known_state=known_state)
+    return _Opaque(execute_plan(plan, job, instance, run, run_config=run_config))
+
+
+def _dask_executor_class():
+    import dask.distributed
+    from dagster._core.errors import raise_execution_interrupts
+    from dagster._utils import iterate_with_context
+    from dagster_dask.executor import DaskExecutor, get_dask_resource_requirements
+
+    class StepDaskExecutor(DaskExecutor):
+        """dagster-dask's executor (its cluster kinds and config) submitting each step with its
+        arguments kept opaque to Dask; otherwise the same scheduling: a step's future waits for
+        the futures of the steps it depends on."""
+
+        def _cluster(self, job_name: str):
+            kind = self.cluster_type
+            if kind == "existing":
+                return self.cluster_configuration["address"]
+            if kind == "local":
+                from dask.distributed import LocalCluster
+
+                return LocalCluster(**self.build_dict(job_name))
+            import dask_jobqueue
+
+            classes = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
+                       "lsf": "LSFCluster", "moab": "MoabCluster", "oar": "OARCluster"}
+            if kind not in classes:
+                raise ValueError(f"dask cluster {kind!r}: botpipeline supports existing, "
+                                 f"local and {', '.join(classes)}")
+            return getattr(dask_jobqueue, classes[kind])(**self.build_dict(job_name))
+
+        def execute(self, plan_context, execution_plan):
+            if not plan_context.instance.is_persistent:
+                raise dg.DagsterInvariantViolationError(
+                    "Dask execution needs a persistent Dagster instance (set DAGSTER_HOME; "
+                    "deploy/cluster/dagster.yaml for PostgreSQL)")
+            job_name = plan_context.job_name
+            instance_ref = plan_context.instance.get_ref()
+            cluster = self._cluster(job_name)
+            try:
+                with dask.distributed.Client(cluster) as client:
+                    futures, by_step = [], {}
+                    for level in execution_plan.get_steps_to_execute_by_level():
+                        for step in level:
+                            dependencies = [by_step[key] for step_input in step.step_inputs
+                                            for key in step_input.dependency_keys]
+                            packed = _Opaque((plan_context.reconstructable_job,
+                                              plan_context.dagster_run, plan_context.run_config,
+                                              [step.key], instance_ref,
+                                              execution_plan.known_state))
+                            future = client.submit(
+                                _run_step_on_worker, dependencies, packed,
+                                key=f"{job_name}.{step.key}.{plan_context.run_id}",
+                                resources=get_dask_resource_requirements(step.tags),
+                                pure=False)
+                            futures.append(future)
+                            by_step[step.key] = future
+                    completed = dask.distributed.as_completed(futures, with_results=True)
+                    for _future, events in iterate_with_context(raise_execution_interrupts,
+                                                                completed):
+                        yield from events.value
+            finally:
+                if not isinstance(cluster, str):
+                    cluster.close()
+
+    return StepDaskExecutor
+
+
 def dask_executor(env: Mapping[str, str] | None = None) -> dg.ExecutorDefinition:
+    """dagster-dask's executor definition (same config schema), running ``StepDaskExecutor``,
+    configured from the environment."""
     try:
         from dagster_dask import dask_executor as dagster_dask_executor
     except ImportError as error:
         raise ImportError(f"{EXECUTOR_VAR}=dask needs dagster-dask: pip install "
                           f"'botpipeline[cluster]' ({error})") from error
+
+    @dg.executor(name="dask", config_schema=dagster_dask_executor.config_schema,
+                 requirements=dg.multiple_process_executor_requirements())
+    def step_dask_executor(init_context):
+        ((kind, config),) = init_context.executor_config["cluster"].items()
+        return _dask_executor_class()(kind, config)
+
     config = dask_cluster_config(os.environ if env is None else env)
-    return dagster_dask_executor.configured({"cluster": config}, name="dask")
+    return step_dask_executor.configured({"cluster": config}, name="dask")
 
 
 def executor_from_env(env: Mapping[str, str] | None = None) -> dg.ExecutorDefinition:
