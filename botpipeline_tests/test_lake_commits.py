@@ -18,7 +18,7 @@ import pytest
 
 from botpipeline.storage.catalog import publish_catalog
 from botpipeline.storage.contracts import SchemaDrift
-from botpipeline.storage.lake import ParquetLake
+from botpipeline.storage.lake import ParquetLake, TableRef
 from botpipeline.storage.locks import LockBusy
 from botpipeline_tests.conftest import PROJECT_ROOT, SAMPLE
 
@@ -266,3 +266,21 @@ def test_the_lake_on_a_real_s3_api(tmp_path):
         time.sleep(0.6)
         with locks.lease_lock(lake.fs, lake._fs_path("_lake/locks/dead/k.lock"), "x", wait=1):
             pass
+
+
+def test_a_transaction_reads_its_own_writes_over_the_committed_ones(tmp_path):
+    lake = ParquetLake(tmp_path / "lake")
+    lake.write("raw", "e", "2021-01-01", pl.DataFrame({"a": [1]}))
+    lake.write("raw", "e", "2021-01-02", pl.DataFrame({"a": [2]}))
+    with lake.transaction("raw/e", "2021-01-02") as tx:
+        tx.write("raw", "e", "2021-01-02", pl.DataFrame({"a": [20, 21]}))
+        tx.write("raw", "q", "2021-01-02", pl.DataFrame({"b": ["x"]}))
+        with tx.connect() as con:
+            assert con.execute("SELECT sum(a), count(*) FROM raw.e").fetchall() == [(42, 3)]
+            assert con.execute("SELECT count(*) FROM raw.q").fetchall() == [(1,)]
+        with lake.connect() as con:  # others still see the committed state only
+            assert con.execute("SELECT sum(a), count(*) FROM raw.e").fetchall() == [(3, 2)]
+        assert lake.tables() == [TableRef("raw", "e")]
+    with lake.connect() as con:
+        assert con.execute("SELECT sum(a), count(*) FROM raw.e").fetchall() == [(42, 3)]
+        assert con.execute("SELECT count(*) FROM raw.q").fetchall() == [(1,)]

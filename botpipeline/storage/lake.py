@@ -231,8 +231,8 @@ class ParquetLake:
                   if s.entry.table_name == name]
         if staged:
             keys = ", ".join(_sql_text(e.partition) for e in staged)
-            files = ", ".join(_sql_text(self._url(e.file)) for e in staged)
-            staged_sql = f"SELECT unnest([{files}])"
+            paths = ", ".join(_sql_text(self._url(e.file)) for e in staged)
+            staged_sql = f"SELECT unnest([{paths}])"
             if self.fs.exists(self._fs_path(manifest.MANIFEST)):
                 files = f"{files} AND partition NOT IN ({keys}) UNION ALL {staged_sql}"
             else:
