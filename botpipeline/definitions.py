@@ -5,9 +5,11 @@ import dagster as dg
 from botpipeline.defs import (collectors, conversations, coordination, core, exports, features,
                               hydration, models, raw, scores, sharkey)
 from botpipeline.defs.executors import executor_from_env
+from botpipeline.defs.governance import govern
 from botpipeline.defs.resources import Warehouse
 
-defs = dg.Definitions.merge(
+# Owners, tags, code versions and automation conditions: defs/governance.py.
+defs = govern(dg.Definitions.merge(
     raw.defs,
     collectors.defs,
     core.defs,
@@ -24,4 +26,4 @@ defs = dg.Definitions.merge(
     # so a step does not pay the imports again; BOTPIPELINE_EXECUTOR=dask sends the steps to a
     # Dask cluster (defs/executors.py). `botpipeline run` executes in process.
     dg.Definitions(resources={"warehouse": Warehouse()}, executor=executor_from_env()),
-)
+))

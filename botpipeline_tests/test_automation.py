@@ -1,7 +1,8 @@
 """Every sensor, schedule and automation condition evaluated once against a real instance
-with data present: none throws, and after `botpipeline run` none finds anything to do. Then
-a new model makes the scores sensor rescore every date, and a date whose input folder is gone
-keeps its rows unless the run asks to clear them."""
+with data present: none throws, and after `botpipeline run` none finds anything to do (on
+generated days and on the shipped sample). Then a new model makes the automation conditions
+rescore every date and evaluate the label set, and a date whose input folder is gone keeps its
+rows unless the run asks to clear them."""
 
 from __future__ import annotations
 
@@ -21,16 +22,20 @@ from botpipeline.defs.models.bot_classifier import model_store
 from botpipeline.defs.resources import Warehouse
 from botpipeline.samples.twitterstream import generate
 from botpipeline.storage.lake import ParquetLake
+from botpipeline_tests.conftest import copy_shipped_sample
 
 DATES = ["2021-03-01", "2021-03-02"]
 
 
-def _evaluate_everything(instance) -> dict[str, list]:
+def _evaluate_everything(instance, automation_cursor=None) -> tuple[dict[str, list], object]:
     """name -> run requests of every sensor, schedule and automation condition, evaluated
-    once as the daemon would (fresh cursors)."""
+    once as the daemon would (fresh sensor cursors; the automation conditions from
+    ``automation_cursor``, their previous evaluation), and the automation's new cursor."""
     repo = defs.get_repository_def()
     requests: dict[str, list] = {}
     for sensor in repo.sensor_defs:
+        if isinstance(sensor, dg.AutomationConditionSensorDefinition):
+            continue  # evaluated below, as its daemon does
         # The daemon checks requests of dynamic partitions against the instance.
         with dg.build_sensor_context(instance=instance, repository_def=repo,
                                      sensor_name=sensor.name,
@@ -45,10 +50,13 @@ def _evaluate_everything(instance) -> dict[str, list]:
                                        resources={"warehouse": Warehouse()}) as context:
             data = schedule.evaluate_tick(context)
         requests[f"schedule {schedule.name}"] = list(data.run_requests or [])
-    result = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-    requests["automation conditions"] = [result.total_requested] if result.total_requested \
-        else []
-    return requests
+    result = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                               cursor=automation_cursor)
+    for key in defs.resolve_asset_graph().get_all_asset_keys():
+        if result.get_num_requested(key):
+            requests[f"automation {key.to_user_string()}"] = sorted(
+                result.get_requested_partitions(key), key=str)
+    return requests, result.cursor
 
 
 def _generate(data_dir, days: int) -> None:
@@ -64,8 +72,8 @@ def test_every_sensor_runs_and_finds_nothing_after_the_cli(data_dir):
     assert cli.main(["run", "--train-on", ""]) == 0
     warehouse = Warehouse()
     with dg.DagsterInstance.get() as instance:
-        requests = _evaluate_everything(instance)
-        assert {"sensor learned_scores_current", "sensor label_sets_sensor",
+        requests, cursor = _evaluate_everything(instance)
+        assert {"sensor label_sets_sensor",
                 "sensor twitterstream_files_sensor", "sensor oasis_runs_sensor",
                 "sensor reconstruct_after_hydration",
                 "schedule daily_refresh_schedule"} <= set(requests)
@@ -80,18 +88,34 @@ def test_every_sensor_runs_and_finds_nothing_after_the_cli(data_dir):
                 "model": "logistic"}}}}).success
         version = model_store(warehouse).current_version()
         assert [key for key, _ in stale_score_dates(warehouse, version)] == DATES
-        requests = _evaluate_everything(instance)
-        assert sorted(r.partition_key for r in requests["sensor learned_scores_current"]) \
-            == DATES
-        assert [r.partition_key for r in requests["sensor label_sets_sensor"]] == [
-            "generated_sample"]
+        requests, cursor = _evaluate_everything(instance, cursor)
+        assert requests["automation scores/bot_probability"] == DATES
+        assert requests["automation scores/model_evaluation"] == ["generated_sample"]
         assert {name for name, r in requests.items() if r} == {
-            "sensor learned_scores_current", "sensor label_sets_sensor",
+            "automation scores/bot_probability", "automation scores/model_evaluation",
             "schedule collect_platforms_schedule"}
         # `botpipeline run` without training scores them too; then nothing is left to do.
         assert cli.main(["run", "--train-on", "", "--date", DATES[1]]) == 0
         assert stale_score_dates(warehouse, version) == []
-        requests = _evaluate_everything(instance)
+        requests, cursor = _evaluate_everything(instance, cursor)
+        requests.pop("schedule collect_platforms_schedule")
+        assert {name: r for name, r in requests.items() if r} == {}
+
+
+def test_nothing_to_do_after_the_cli_on_the_shipped_sample(data_dir):
+    """The README's first command on the shipped sample, then the UI's automation: no
+    sensor throws and nothing is requested (only the nightly remote collection)."""
+    copy_shipped_sample(data_dir)
+    hour_ago = time.time() - 3600  # copied in long ago: nothing is still settling
+    for path in (data_dir / "incoming").rglob("*"):
+        os.utime(path, (hour_ago, hour_ago))
+    assert cli.main(["run"]) == 0
+    with dg.DagsterInstance.get() as instance:
+        requests, cursor = _evaluate_everything(instance)
+        assert requests.pop("schedule collect_platforms_schedule")
+        assert {name: r for name, r in requests.items() if r} == {}
+        # A second tick (the daemon's next one, with the first one's cursor) neither.
+        requests, _ = _evaluate_everything(instance, cursor)
         requests.pop("schedule collect_platforms_schedule")
         assert {name: r for name, r in requests.items() if r} == {}
 

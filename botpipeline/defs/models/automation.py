@@ -1,13 +1,12 @@
-"""Jobs and sensors of the learned model.
+"""Jobs and the label-set sensor of the learned model, and the lake's view of what is stale.
 
 Training is its own job (bot_model), never part of the daily pipeline: a model is trained when
-someone asks for it. The sensors then keep the learned scores current, judged by what the lake
-holds rather than by which events they happen to see: a date is stale when it has features
-but no scores, scores made by another model than the current one, or scores older than its
-features; every stale date is rescored (so a new model rescores every date, and a date whose
-features were recomputed is scored again). A label set is re-evaluated when its evaluation was
-made by another model or is older than its files. Work already done (by `botpipeline run`, say)
-is never requested again.
+someone asks for it. Automation conditions (defs/governance.py) then keep the learned scores
+and evaluations current: every partition whose features or model updated since it was last
+made is requested again, so a new model rescores every date. The label-set sensor adds each
+set under incoming/labels/ as a partition (the conditions evaluate new partitions) and asks
+again for a set whose files changed after its evaluation. `botpipeline run` judges from the
+lake (stale_score_dates: scores missing, made by another model, or older than the features).
 """
 
 import time
@@ -65,6 +64,13 @@ def stale_score_dates(warehouse: Warehouse, version: str) -> list[tuple[str, int
     return stale
 
 
+def evaluated_before(warehouse: Warehouse, name: str, newest: float) -> bool:
+    """Whether label set ``name`` has an evaluation older than ``newest`` (its files' mtime)."""
+    path = warehouse.lake.partition_file("scores", "model_evaluation", name,
+                                         partition_column="label_set")
+    return path.exists() and path.stat().st_mtime < newest
+
+
 def evaluation_is_current(warehouse: Warehouse, name: str, version: str,
                           not_before: float = 0.0) -> bool:
     """Whether label set ``name`` was evaluated by model ``version`` after ``not_before``."""
@@ -73,27 +79,11 @@ def evaluation_is_current(warehouse: Warehouse, name: str, version: str,
                     version, not_before)
 
 
-@dg.sensor(job=learned_scores_job, minimum_interval_seconds=60,
-           default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Keeps scores.bot_probability current: every date whose scores are "
-                       "missing, made by an older model, or older than its features is "
-                       "scored by the current model (a new model rescores every date).")
-def learned_scores_current(context: dg.SensorEvaluationContext, warehouse: Warehouse):
-    version = model_store(warehouse).current_version()
-    if version is None:
-        return dg.SkipReason("no model trained yet")
-    stale = stale_score_dates(warehouse, version)
-    if not stale:
-        return dg.SkipReason(f"every date with features is scored by model {version}")
-    return [dg.RunRequest(partition_key=key, run_key=f"{version}:{key}:{mtime}")
-            for key, mtime in stale]
-
-
 @dg.sensor(job=model_evaluation_job, minimum_interval_seconds=60,
            default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Adds each label set under incoming/labels/ as a partition and "
-                       "evaluates it with the current model when it is new or changed, or "
-                       "its evaluation was made by another model.")
+           description="Adds each label set under incoming/labels/ as a partition (the "
+                       "automation conditions evaluate it) and re-evaluates a set whose "
+                       "files changed after its evaluation.")
 def label_sets_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse):
     root = warehouse.incoming(LABELS_FOLDER)
     found = discover(root)
@@ -105,13 +95,15 @@ def label_sets_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse)
     if settling:
         context.log.info(f"label sets still being copied (waiting): {sorted(settling)}")
     version = model_store(warehouse).current_version()
+    # New sets and new models are the automation conditions' (newly missing partitions,
+    # updated dependencies); here only evaluations older than their set's files.
     requests = [dg.RunRequest(partition_key=name,
                               run_key=f"{version}:{name}:{fingerprints[name][0]}")
                 for name in sorted(found)
-                if name not in settling and not evaluation_is_current(
-                    warehouse, name, version, fingerprints[name][1])] if version else []
+                if name not in settling and name in known and evaluated_before(
+                    warehouse, name, fingerprints[name][1])] if version else []
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=[label_sets.build_add_request(new)] if new else [],
         skip_reason=None if requests or new else
-        "every label set is added and evaluated by the current model")
+        "every label set is added and none changed since its evaluation")
