@@ -115,9 +115,9 @@ def coordination_network(edges: pl.DataFrame, groups: pl.DataFrame, title: str):
     fig, ax = plt.subplots(figsize=(7, 6))
     graph = nx.Graph()
     members = dict(groups.select("actor", "group_id").iter_rows())
-    for a, b, w in edges.select("actor_a", "actor_b", "weight").iter_rows():
-        if a in members and b in members:
-            graph.add_edge(a, b, weight=w)
+    inside = edges.filter(pl.col("actor_a").is_in(groups["actor"].implode())
+                          & pl.col("actor_b").is_in(groups["actor"].implode()))
+    graph.add_weighted_edges_from(inside.select("actor_a", "actor_b", "weight").iter_rows())
     if graph.number_of_nodes():
         layout = nx.spring_layout(graph, seed=7, weight=None)
         palette = plt.get_cmap("tab20")

@@ -94,24 +94,37 @@ def similar_actions_sql(posts: str, c: CoActionConfig) -> str:
     FROM similar_pairs s JOIN docs d ON d.post_id IN (s.post_a, s.post_b)"""
 
 
-def co_action_edges_sql(actions: str, c: CoActionConfig, chunk: tuple[int, int] = (0, 1)) -> str:
+def bucketed_actions_sql(actions: str, c: CoActionConfig, slices: int = 1) -> str:
+    """``actions`` with what the edge join needs: epoch seconds ``t``, the kind's window, the
+    time ``bucket`` (one window wide) and the ``slice`` (hash of the actor modulo ``slices``).
+    Materialized once, it serves every slice of co_action_edges_sql(..., bucketed=True)."""
+    windows = " ".join(f"WHEN '{k}' THEN {int(w)}" for k, w in c.windows.items())
+    return f"""
+    SELECT kind, actor, target, acted_at, t, window_s,
+           floor(t / greatest(window_s, 1))::BIGINT AS bucket,
+           hash(actor) % {int(slices)} AS slice
+    FROM (SELECT kind, actor, target, acted_at, epoch(acted_at) AS t,
+                 CASE kind {windows} END AS window_s
+          FROM {actions})"""
+
+
+def co_action_edges_sql(actions: str, c: CoActionConfig, chunk: tuple[int, int] = (0, 1),
+                        bucketed: bool = False) -> str:
     """Weighted account pairs per kind: weight (distinct shared targets), co-actions, first and
     last co-action time, the mean over targets of the closest gap, and one example target.
 
     Each action x probes its own time bucket and the two next to it for actions y of a later
     account (x.actor < y.actor), so every unordered pair of actions is met exactly once and a
     pair's rows all carry the same orientation. ``chunk = (i, n)`` keeps the pairs whose first
-    account hashes to i modulo n: a busy day is aggregated in n slices of 1/n the memory."""
-    windows = " ".join(f"WHEN '{k}' THEN {int(w)}" for k, w in c.windows.items())
+    account hashes to i modulo n: a busy day is aggregated in n slices of 1/n the memory.
+    ``bucketed``: ``actions`` is already bucketed_actions_sql(..., n), materialized (so the n
+    slices do not each recompute it)."""
     index, count = chunk
+    b = actions if bucketed else f"({bucketed_actions_sql(actions, c, count)})"
     return f"""
-    WITH a AS (
-        SELECT kind, actor, target, acted_at, epoch(acted_at) AS t,
-               CASE kind {windows} END AS window_s
-        FROM {actions}),
-    b AS (SELECT *, floor(t / greatest(window_s, 1))::BIGINT AS bucket FROM a),
+    WITH b AS (SELECT * FROM {b}),
     x AS (SELECT *, bucket + d AS probe FROM b, (VALUES (-1), (0), (1)) s(d)
-          WHERE hash(actor) % {int(count)} = {int(index)}),
+          WHERE slice = {int(index)}),
     per_target AS (
         SELECT x.kind, x.actor AS actor_a, y.actor AS actor_b, x.target,
                count(*) AS co_actions,

@@ -8,6 +8,7 @@ import duckdb
 import polars as pl
 
 from botpipeline.transforms.coordination.co_action import (CoActionConfig, action_counts_sql,
+                                                           bucketed_actions_sql,
                                                            co_action_edges_sql,
                                                            weight_totals_sql)
 from botpipeline.transforms.coordination.null_model import NullModelConfig, score_edges
@@ -25,7 +26,7 @@ class ScoredNetwork:
 
 def scored_network(con: duckdb.DuckDBPyConnection, actions: str, config: CoActionConfig,
                    null: NullModelConfig = NullModelConfig(), keep_min_weight: int = 2,
-                   actions_per_chunk: int = 250_000, log=None) -> ScoredNetwork:
+                   actions_per_chunk: int = 1_000_000, log=None) -> ScoredNetwork:
     """All edges are computed in DuckDB, in slices of about ``actions_per_chunk`` actions'
     worth of first accounts; only edges of weight >= ``keep_min_weight`` reach Python. Single
     coincidences (weight 1) are most edges of a busy day, never significant (``min_weight`` >=
@@ -33,14 +34,17 @@ def scored_network(con: duckdb.DuckDBPyConnection, actions: str, config: CoActio
     total = con.sql(f"SELECT count(*) FROM {actions}").fetchall()[0][0]
     chunks = max(1, -(-total // actions_per_chunk))
     kept, totals = [], []
+    # Bucketed once: every slice joins against the same table instead of recomputing it.
+    con.execute("CREATE OR REPLACE TEMP TABLE _bucketed AS "
+                + bucketed_actions_sql(actions, config, chunks))
     for index in range(chunks):
         con.execute("CREATE OR REPLACE TEMP TABLE _edges AS "
-                    + co_action_edges_sql(actions, config, (index, chunks)))
+                    + co_action_edges_sql("_bucketed", config, (index, chunks), bucketed=True))
         totals.append(con.sql(weight_totals_sql("_edges")).pl())
         kept.append(con.sql(f"SELECT * FROM _edges WHERE weight >= {int(keep_min_weight)}").pl())
         if log is not None and chunks > 1:
             log.info(f"co-action edges: slice {index + 1} of {chunks} done")
-    con.execute("DROP TABLE IF EXISTS _edges")
+    con.execute("DROP TABLE IF EXISTS _edges; DROP TABLE IF EXISTS _bucketed")
     totals = (pl.concat(totals).group_by("kind")
               .agg(pl.col("edges").sum(), pl.col("total_weight").sum()).sort("kind"))
     counts = con.sql(action_counts_sql(actions)).pl()
