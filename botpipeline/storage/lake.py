@@ -201,6 +201,15 @@ class ParquetLake:
         entry = self._entry(schema, table, partition)
         return entry["committed_at"] if entry else None
 
+    def read_partition(self, schema: str, table: str, partition: str | None,
+                       columns: list[str] | None = None) -> pl.DataFrame | None:
+        """One committed partition as a frame (None when there is none)."""
+        entry = self._entry(schema, table, partition)
+        if entry is None:
+            return None
+        with self.fs.open(self._fs_path(entry["file"]), "rb") as handle:
+            return pl.read_parquet(handle, columns=columns)
+
     def partition_file(self, schema: str, table: str, partition: str | None,
                        partition_column: str = "collection_date") -> Path:
         """The committed file of a partition of a local lake (a path that does not exist when

@@ -10,10 +10,8 @@ lake (stale_score_dates: scores missing, made by another model, or older than th
 """
 
 import time
-from pathlib import Path
 
 import dagster as dg
-import polars as pl
 
 from botpipeline.defs.models.bot_classifier import bot_classifier, model_store
 from botpipeline.defs.models.bot_probability import bot_probability
@@ -23,6 +21,7 @@ from botpipeline.defs.partitions import label_sets
 from botpipeline.defs.raw.sensors import SETTLE_SECONDS, files_fingerprint
 from botpipeline.defs.resources import Warehouse
 from botpipeline.readers.label_sets import discover
+from botpipeline.storage.lake import ParquetLake
 
 FEATURES = dg.AssetKey(["features", "account_features"])
 
@@ -42,13 +41,15 @@ def _dates_with_features(warehouse: Warehouse) -> list[str]:
     return sorted(committed["partition"].to_list())
 
 
-def _made_by(path: Path, version: str, not_before: float) -> bool:
-    """Whether the partition file ``path`` exists, is not older than ``not_before`` (an
-    mtime) and holds rows of model ``version`` only (an empty partition counts as current)."""
-    if not path.exists() or path.stat().st_mtime < not_before:
+def _made_by(lake: ParquetLake, schema: str, table: str, key: str, version: str,
+             not_before: float) -> bool:
+    """Whether the partition is committed, not before ``not_before`` (unix seconds), and
+    holds rows of model ``version`` only (an empty partition counts as current)."""
+    committed = lake.committed_at(schema, table, key)
+    if committed is None or committed < not_before:
         return False
-    versions = pl.read_parquet(path, columns=["model_version"])["model_version"].unique()
-    return set(versions.to_list()) <= {version}
+    frame = lake.read_partition(schema, table, key, ["model_version"])
+    return set(frame["model_version"].unique().to_list()) <= {version}
 
 
 def stale_score_dates(warehouse: Warehouse, version: str) -> list[tuple[str, int]]:
@@ -57,26 +58,22 @@ def stale_score_dates(warehouse: Warehouse, version: str) -> list[tuple[str, int
     lake = warehouse.lake
     stale = []
     for key in _dates_with_features(warehouse):
-        features = lake.partition_file("features", "account_features", key).stat()
-        if not _made_by(lake.partition_file("scores", "bot_probability", key), version,
-                        features.st_mtime):
-            stale.append((key, features.st_mtime_ns))
+        features = lake.committed_at("features", "account_features", key)
+        if not _made_by(lake, "scores", "bot_probability", key, version, features):
+            stale.append((key, int(features * 1e9)))
     return stale
 
 
 def evaluated_before(warehouse: Warehouse, name: str, newest: float) -> bool:
     """Whether label set ``name`` has an evaluation older than ``newest`` (its files' mtime)."""
-    path = warehouse.lake.partition_file("scores", "model_evaluation", name,
-                                         partition_column="label_set")
-    return path.exists() and path.stat().st_mtime < newest
+    committed = warehouse.lake.committed_at("scores", "model_evaluation", name)
+    return committed is not None and committed < newest
 
 
 def evaluation_is_current(warehouse: Warehouse, name: str, version: str,
                           not_before: float = 0.0) -> bool:
     """Whether label set ``name`` was evaluated by model ``version`` after ``not_before``."""
-    return _made_by(warehouse.lake.partition_file("scores", "model_evaluation", name,
-                                                  partition_column="label_set"),
-                    version, not_before)
+    return _made_by(warehouse.lake, "scores", "model_evaluation", name, version, not_before)
 
 
 @dg.sensor(job=model_evaluation_job, minimum_interval_seconds=60,

@@ -21,8 +21,8 @@ def oasis_runs_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse)
     root = warehouse.incoming(SOURCE)
     changed, skipped = changed_folders(
         context, root, lambda name: bool(RUN_ID.match(name)),
-        lambda run_id, newest: written_after(warehouse.lake.partition_file(
-            "raw", "oasis_posts", run_id, partition_column="run_id"), newest))
+        lambda run_id, newest: written_after(warehouse.lake, "raw", "oasis_posts", run_id,
+                                             newest))
     known = set(context.instance.get_dynamic_partitions(oasis_runs.name))
     new_partitions = [run_id for run_id, _ in changed if run_id not in known]
     requests = [dg.RunRequest(partition_key=run_id, run_key=f"{run_id}:{fingerprint}")

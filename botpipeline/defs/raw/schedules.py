@@ -21,7 +21,6 @@ def daily_refresh_schedule(context: dg.ScheduleEvaluationContext, warehouse: War
     folder = warehouse.incoming(SOURCE) / key
     if not folder.is_dir():
         return dg.SkipReason(f"no input folder for {key}")
-    if written_after(warehouse.lake.partition_file("raw", "tweets", key),
-                     folder_fingerprint(folder)[1]):
+    if written_after(warehouse.lake, "raw", "tweets", key, folder_fingerprint(folder)[1]):
         return dg.SkipReason(f"{key}: no file arrived after its last ingestion")
     return dg.RunRequest(partition_key=key, run_key=f"schedule:{key}:{scheduled.isoformat()}")

@@ -15,6 +15,7 @@ from botpipeline.defs.raw.jobs import daily_pipeline_job
 from botpipeline.defs.raw.twitterstream import SOURCE
 from botpipeline.defs.resources import Warehouse
 from botpipeline.readers.twitterstream.archives import day_files
+from botpipeline.storage.lake import ParquetLake
 
 # Files younger than this may still be copied in: wait a tick before reacting.
 SETTLE_SECONDS = 30
@@ -82,9 +83,9 @@ def changed_folders(context: dg.SensorEvaluationContext, root: Path,
     return [(name, fp) for name, fp in changed if not done(name, prints[name][1])], skipped
 
 
-def written_after(path: Path, newest: float) -> bool:
-    """Whether the output file ``path`` exists and was written after ``newest`` (an mtime)."""
-    return path.exists() and path.stat().st_mtime > newest
+def written_after(lake: ParquetLake, schema: str, table: str, key: str, newest: float) -> bool:
+    """Whether the lake committed the partition after ``newest`` (an input file's mtime)."""
+    return (lake.committed_at(schema, table, key) or 0.0) > newest
 
 
 @dg.sensor(job=daily_pipeline_job, minimum_interval_seconds=60,
@@ -95,8 +96,7 @@ def twitterstream_files_sensor(context: dg.SensorEvaluationContext, warehouse: W
     root = warehouse.incoming(SOURCE)
     changed, skipped = changed_folders(
         context, root, _is_partition,
-        lambda key, newest: written_after(
-            warehouse.lake.partition_file("raw", "tweets", key), newest))
+        lambda key, newest: written_after(warehouse.lake, "raw", "tweets", key, newest))
     requests = [dg.RunRequest(partition_key=key, run_key=f"{key}:{fingerprint}",
                               tags={"botpipeline/trigger": "incoming-files"})
                 for key, fingerprint in changed]
