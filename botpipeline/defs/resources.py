@@ -60,7 +60,9 @@ class Warehouse(DuckDBResource):
         """The lake, staging this step's writes until the block ends, then committing them
         together (readers see the step's tables all new or all old). Holds the writer lock of
         the step's asset and partition; a second run of the same partition waits."""
-        keys = sorted(k.to_user_string() for k in context.selected_asset_keys) \
+        # every key of the step's definition, not the selected subset: the lock must be the
+        # same for two runs of a multi-asset that select different parts of it
+        keys = sorted(k.to_user_string() for k in context.assets_def.keys) \
             if context.has_assets_def else [context.op.name]
         if partition is None and context.has_partition_key:
             partition = context.partition_key
