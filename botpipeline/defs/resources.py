@@ -68,6 +68,10 @@ class Warehouse(DuckDBResource):
             partition = context.partition_key
         with self.lake.transaction("+".join(keys), partition, holder=context.run.run_id) as lake:
             yield lake
+        written = lake.staged_rows()
+        if written:
+            context.log.info(f"committed {partition or 'all'} of " + ", ".join(
+                f"{name} ({rows:,} rows)" for name, rows in written.items()))
 
     @property
     def outputs(self) -> Path:

@@ -373,6 +373,11 @@ class ParquetLake:
                 raise
             self._commit(tx)
 
+    def staged_rows(self) -> dict[str, int]:
+        """Rows per table this transaction wrote (committed once its block ended)."""
+        return {s.entry.table_name: s.entry.rows for s in self._tx.staged.values()} \
+            if self._tx else {}
+
     def _discard(self, tx: _Transaction) -> None:
         for item in tx.staged.values():
             self.fs.rm_file(self._fs_path(item.entry.file))
