@@ -97,7 +97,7 @@ class Warehouse(DuckDBResource):
 
     def refresh_catalog(self, log: dg.DagsterLogManager | None = None, *,
                         force: bool = False) -> CatalogRefresh:
-        from botpipeline.defs.marts import mart_views
+        from botpipeline.transforms.marts import mart_views
 
         result = publish_catalog(self.lake, self.analysts_database_path, mart_views(
             {t.qualified for t in self.lake.tables()}), force=force)
