@@ -27,13 +27,35 @@ from botpipeline_tests.postgres_server import postgres  # noqa: F401 (fixture)
 from botpipeline_tests.s3_server import s3  # noqa: F401 (fixture)
 
 DATES = ("2021-01-02", "2021-01-03", "2021-01-04", "2021-01-05")
-# Run B's lake on the loopback S3 server (BOTPIPELINE_LAKE_URL). False until the storage layer
-# writes BOTPIPELINE_LAKE_URL (issue 19 item 4); run B then writes the local data dir B.
-LAKE_B_ON_S3 = True
+# Run B's lake on the loopback S3 server (BOTPIPELINE_LAKE_URL), as issue 19 asks; with
+# BOTPIPELINE_TEST_LAKE_B=local run B writes the local data dir B instead (the same engine
+# without object storage, to tell the two apart when one fails).
+LAKE_B_ON_S3 = os.environ.get("BOTPIPELINE_TEST_LAKE_B", "s3") != "local"
 
 # Columns whose values are the wall clock of the run that wrote them, not data: excluded from
 # the row comparison, and checked to lie inside the run's own time window instead.
 RUN_CLOCK_COLUMNS = {"scores.toxicity_cache": ("scored_at",)}
+
+
+def test_executor_chosen_by_environment():
+    from botpipeline.defs.executors import dask_cluster_config, executor_from_env
+
+    assert executor_from_env({}).name == "multiprocess_forkserver"
+    assert executor_from_env({"BOTPIPELINE_EXECUTOR": "in_process"}).name == "in_process"
+    assert executor_from_env({"BOTPIPELINE_EXECUTOR": "dask"}).name == "dask"
+    assert dask_cluster_config({"BOTPIPELINE_DASK_SCHEDULER": "tcp://head:8786"}) == \
+        {"existing": {"address": "tcp://head:8786"}}
+    assert dask_cluster_config({"BOTPIPELINE_DASK_WORKERS": "3"}) == \
+        {"local": {"n_workers": 3, "threads_per_worker": 1, "processes": True}}
+    assert dask_cluster_config({"BOTPIPELINE_DASK_CLUSTER": "slurm"}) == \
+        {"slurm": {"n_workers": 2}}
+    for env, named in (({"BOTPIPELINE_EXECUTOR": "celery"}, "BOTPIPELINE_EXECUTOR='celery'"),
+                       ({"BOTPIPELINE_EXECUTOR": "dask", "BOTPIPELINE_DASK_CLUSTER": "yarn"},
+                        "BOTPIPELINE_DASK_CLUSTER='yarn'"),
+                       ({"BOTPIPELINE_EXECUTOR": "dask", "BOTPIPELINE_DASK_WORKERS": "two"},
+                        "BOTPIPELINE_DASK_WORKERS='two'")):
+        with pytest.raises(ValueError, match=named):
+            executor_from_env(env)
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +169,10 @@ def test_backfill_on_postgres_and_dask_matches_local_run(sample, postgres, s3, t
         report = json.loads(lines[-1])
         failed = [r for r in report["runs"] if not r["success"]]
         if done.returncode or failed:
-            pytest.fail("run B failed: " + json.dumps(failed or report, indent=1)[-6000:],
-                        pytrace=False)
+            pytest.fail("run B failed:\n" + "\n".join(
+                f"{r['date']} (steps run: {len(r['step_pids'])}): " + "\n  ".join(
+                    f[:400] + " ... " + f[-1500:] for f in r["failures"][:3])
+                for r in failed) if failed else done.stderr[-6000:], pytrace=False)
         assert set(client.run(os.getpid).values()) == worker_pids  # no worker was replaced
 
     runs = report["runs"]
