@@ -95,17 +95,61 @@ def similar_actions_sql(posts: str, c: CoActionConfig) -> str:
 
 
 def bucketed_actions_sql(actions: str, c: CoActionConfig, slices: int = 1) -> str:
-    """``actions`` with what the edge join needs: epoch seconds ``t``, the kind's window, the
-    time ``bucket`` (one window wide) and the ``slice`` (hash of the actor modulo ``slices``).
-    Materialized once, it serves every slice of co_action_edges_sql(..., bucketed=True)."""
+    """``actions`` as the edge join wants them: integer codes for the actor (``a``) and the
+    target (``tc``), dense ranks in string order (so code order is string order), the time in
+    microseconds (``us``), the kind's window, the time ``bucket`` (one window wide) and the
+    ``slice`` (hash of the actor modulo ``slices``), with the strings beside them for decoding.
+    Materialized once, it serves every slice of co_action_codes_sql."""
     windows = " ".join(f"WHEN '{k}' THEN {int(w)}" for k, w in c.windows.items())
+    # Codes from the distinct values (a sort of thousands, not of every action).
     return f"""
-    SELECT kind, actor, target, acted_at, t, window_s,
-           floor(t / greatest(window_s, 1))::BIGINT AS bucket,
-           hash(actor) % {int(slices)} AS slice
-    FROM (SELECT kind, actor, target, acted_at, epoch(acted_at) AS t,
-                 CASE kind {windows} END AS window_s
-          FROM {actions})"""
+    WITH raw AS (SELECT kind, actor, target, epoch_us(acted_at) AS us,
+                        CASE kind {windows} END AS window_s
+                 FROM {actions}),
+    actors AS (SELECT actor, (row_number() OVER (ORDER BY actor))::INTEGER AS a
+               FROM (SELECT DISTINCT actor FROM raw)),
+    targets AS (SELECT target, (row_number() OVER (ORDER BY target))::INTEGER AS tc
+                FROM (SELECT DISTINCT target FROM raw))
+    SELECT r.kind, r.actor, r.target, x.a, t.tc, r.us, r.window_s,
+           floor(r.us / (1000000 * greatest(r.window_s, 1)))::BIGINT AS bucket,
+           hash(r.actor) % {int(slices)} AS slice
+    FROM raw r JOIN actors x USING (actor) JOIN targets t USING (target)
+    ORDER BY t.tc, r.us"""
+
+
+def co_action_codes_sql(bucketed: str, chunk: tuple[int, int] = (0, 1)) -> str:
+    """co_action_edges_sql on a materialized bucketed_actions_sql, in codes: kind, a, b (actor
+    codes, a < b), weight, co_actions, first_us, last_us, mean_gap_s, example (the smallest
+    shared target code). Integers all through the join and both aggregations: a busy day's
+    tens of millions of pairs are grouped without hashing a string."""
+    index, count = chunk
+    return f"""
+    WITH x AS (SELECT kind, a, tc, us, window_s, bucket + d AS probe
+               FROM {bucketed}, (VALUES (-1), (0), (1)) s(d)
+               WHERE slice = {int(index)} % {int(count)}),
+    per_target AS (
+        SELECT x.kind, x.a, y.a AS b, x.tc, count(*) AS co_actions,
+               min(least(x.us, y.us)) AS first_us, max(greatest(x.us, y.us)) AS last_us,
+               min(abs(x.us - y.us)) AS gap_us
+        FROM x JOIN {bucketed} y ON x.kind = y.kind AND x.tc = y.tc AND x.probe = y.bucket
+        WHERE x.a < y.a AND abs(x.us - y.us) <= x.window_s * 1000000
+        GROUP BY ALL)
+    SELECT kind, a, b, count(*) AS weight, sum(co_actions) AS co_actions,
+           min(first_us) AS first_us, max(last_us) AS last_us,
+           avg(gap_us) / 1e6 AS mean_gap_s, min(tc) AS example
+    FROM per_target GROUP BY kind, a, b"""
+
+
+def decode_edges_sql(codes: str, bucketed: str) -> str:
+    """Edges in codes (co_action_codes_sql) back to actor and target strings and times."""
+    return f"""
+    WITH actors AS (SELECT DISTINCT a, actor FROM {bucketed}),
+         targets AS (SELECT DISTINCT tc, target FROM {bucketed})
+    SELECT e.kind, x.actor AS actor_a, y.actor AS actor_b, e.weight, e.co_actions,
+           make_timestamp(e.first_us) AS first_at, make_timestamp(e.last_us) AS last_at,
+           e.mean_gap_s, t.target AS example_target
+    FROM {codes} e JOIN actors x ON x.a = e.a JOIN actors y ON y.a = e.b
+    JOIN targets t ON t.tc = e.example"""
 
 
 def co_action_edges_sql(actions: str, c: CoActionConfig, chunk: tuple[int, int] = (0, 1),
@@ -117,26 +161,13 @@ def co_action_edges_sql(actions: str, c: CoActionConfig, chunk: tuple[int, int] 
     account (x.actor < y.actor), so every unordered pair of actions is met exactly once and a
     pair's rows all carry the same orientation. ``chunk = (i, n)`` keeps the pairs whose first
     account hashes to i modulo n: a busy day is aggregated in n slices of 1/n the memory.
-    ``bucketed``: ``actions`` is already bucketed_actions_sql(..., n), materialized (so the n
-    slices do not each recompute it)."""
+    ``bucketed``: ``actions`` is already bucketed_actions_sql(..., n), materialized."""
     index, count = chunk
     b = actions if bucketed else f"({bucketed_actions_sql(actions, c, count)})"
     return f"""
-    WITH b AS (SELECT * FROM {b}),
-    x AS (SELECT *, bucket + d AS probe FROM b, (VALUES (-1), (0), (1)) s(d)
-          WHERE slice = {int(index)}),
-    per_target AS (
-        SELECT x.kind, x.actor AS actor_a, y.actor AS actor_b, x.target,
-               count(*) AS co_actions,
-               min(least(x.acted_at, y.acted_at)) AS first_at,
-               max(greatest(x.acted_at, y.acted_at)) AS last_at, min(abs(x.t - y.t)) AS gap
-        FROM x JOIN b y ON x.kind = y.kind AND x.target = y.target AND x.probe = y.bucket
-        WHERE x.actor < y.actor AND abs(x.t - y.t) <= x.window_s
-        GROUP BY ALL)
-    SELECT kind, actor_a, actor_b, count(*) AS weight, sum(co_actions) AS co_actions,
-           min(first_at) AS first_at, max(last_at) AS last_at, avg(gap) AS mean_gap_s,
-           min(target) AS example_target
-    FROM per_target GROUP BY kind, actor_a, actor_b"""
+    WITH bucketed AS (SELECT * FROM {b}),
+    codes AS ({co_action_codes_sql("bucketed", (index, count))})
+    {decode_edges_sql("codes", "bucketed").replace("WITH actors", ", actors", 1)}"""
 
 
 def action_counts_sql(actions: str) -> str:
