@@ -95,13 +95,19 @@ _WORKER_INSTANCES: dict[bytes, dg.DagsterInstance] = {}
 def _run_step_on_worker(dependencies, packed: _Opaque) -> _Opaque:
     """The Dask task of one step, as dagster-dask's worker function: reconstruct the job from
     its module, execute the one step against the instance (the worker writes the step's events
-    there itself) and return the events, opaque to Dask as well. ``dependencies`` only makes
-    Dask wait for the steps this one depends on."""
+    there itself) and return the events, opaque to Dask as well (``None``: not run).
+    ``dependencies`` are the upstream steps' results: Dask runs this task after them."""
     import pickle
 
     from dagster._core.execution.api import create_execution_plan, execute_plan
 
     recon_job, run, run_config, step_keys, instance_ref, known_state = packed.value
+    # An upstream step failed or was not run: do not run this one either. (dagster-dask runs
+    # it anyway, and a step whose dependencies carry no data would compute on whatever the
+    # lake holds.) The run fails on the upstream failure.
+    for upstream in dependencies:
+        if upstream.value is None or any(e.is_step_failure for e in upstream.value):
+            return _Opaque(None)
     key = pickle.dumps(instance_ref)
     if key not in _WORKER_INSTANCES:
         _WORKER_INSTANCES[key] = dg.DagsterInstance.from_ref(instance_ref)
@@ -169,7 +175,7 @@ def _dask_executor_class():
                     completed = dask.distributed.as_completed(futures, with_results=True)
                     for _future, events in iterate_with_context(raise_execution_interrupts,
                                                                 completed):
-                        yield from events.value
+                        yield from events.value or ()
             finally:
                 if not isinstance(cluster, str):
                     cluster.close()
