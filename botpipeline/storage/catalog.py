@@ -45,8 +45,8 @@ def catalog_digest(lake: ParquetLake, extra_views: list[tuple[str, str]] | None)
     digest = hashlib.sha256()
     committed = lake.manifest()
     for ref in lake.tables(committed):
-        digest.update(f"{ref.qualified}\0{lake.scan_sql(ref.schema, ref.table, committed)}\n"
-                      .encode())
+        view = lake.scan_sql(ref.schema, ref.table, committed, live=True)
+        digest.update(f"{ref.qualified}\0{view}\n".encode())
     for name, select in extra_views or []:
         digest.update(f"{name}\0{select}\n".encode())
     return digest.hexdigest()
@@ -71,7 +71,7 @@ def publish_catalog(lake: ParquetLake, database: str | os.PathLike[str],
         # with another configuration (a notebook's read-only connection).
         return CatalogRefresh(False, str(path), reason=f"database busy, views not refreshed: {exc}")
     try:
-        refs = lake.register_views(con)
+        refs = lake.register_views(con, live=True)
         result = CatalogRefresh(True, str(path), views=[r.qualified for r in refs])
         for name, select in extra_views or []:
             schema = name.split(".", 1)[0]

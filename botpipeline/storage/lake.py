@@ -220,22 +220,30 @@ class ParquetLake:
         return self.root / self._partition_dir(schema, table, partition,
                                                partition_column) / "none.parquet"
 
-    def scan_sql(self, schema: str, table: str, committed: pl.DataFrame | None = None) -> str:
-        """A DuckDB subquery over the committed partitions of a table.
+    def scan_sql(self, schema: str, table: str, committed: pl.DataFrame | None = None, *,
+                 live: bool = False) -> str:
+        """A DuckDB subquery over the committed partitions of a table (and this
+        transaction's own writes).
 
-        It reads the manifest when it runs, so a view made of it follows every commit.
-        ``committed``: the manifest, when the caller has just read it."""
+        By default a *snapshot*: the files the manifest names now, listed explicitly, so a
+        step reads one consistent state and never opens another writer's files. ``live``:
+        the table's glob filtered by the manifest when the query runs, for views that must
+        follow every commit (the analysts' database). ``committed``: the manifest, when the
+        caller has just read it."""
         name = f"{schema}.{table}"
         rows = (self.manifest() if committed is None else committed).filter(table_name=name)
         if rows.is_empty():
             raise FileNotFoundError(f"table {name} has no data under {self.url}")
+        if not live:
+            files = ", ".join(_sql_text(self._url(f)) for f in rows.sort("partition")["file"])
+            return f"(SELECT * FROM read_parquet([{files}], union_by_name = true))"
         partitioned = rows["partition_column"].drop_nulls().len() > 0
         glob = self._url(f"{schema}/{table}/" + ("*=*/*.parquet" if partitioned else
                                                   "*.parquet"))
         prefix = _sql_text(self.url + "/")
         files = (f"SELECT {prefix} || file FROM read_parquet("
-                     f"{_sql_text(self._url(manifest.MANIFEST))}) WHERE table_name = "
-                     f"{_sql_text(name)}")
+                 f"{_sql_text(self._url(manifest.MANIFEST))}) WHERE table_name = "
+                 f"{_sql_text(name)}")
         staged = [s.entry for s in (self._tx.staged.values() if self._tx else [])
                   if s.entry.table_name == name]
         if staged:
@@ -269,14 +277,18 @@ class ParquetLake:
         rel = f"{self._partition_dir(schema, table, partition, partition_column)}/" \
               f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:12]}.parquet"
         if self.local:
-            local = self.root / rel
+            # written under a name no reader's glob matches, renamed once whole: another
+            # process's view lists only complete files (the manifest then picks the committed)
+            local = self.root / f"{rel}.tmp"
             local.parent.mkdir(parents=True, exist_ok=True)
-        else:
+        else:  # an object store shows an object only once its upload is complete
             local = Path(tempfile.mkdtemp(prefix="lake-write-")) / "data.parquet"
         try:
             rows, verdict = self._write_local(local, f"{schema}.{table}", partition, data,
                                               con, order_by, evolve)
-            if not self.local:
+            if self.local:
+                os.replace(local, self.root / rel)
+            else:
                 self.fs.put_file(str(local), self._fs_path(rel))
         except BaseException:
             local.unlink(missing_ok=True)
@@ -413,7 +425,8 @@ class ParquetLake:
                 live.add(self._fs_path(row["previous_file"]))
             for path in self.fs.ls(folder, detail=False):
                 path = path.rstrip("/")
-                if path.endswith(".parquet") and path not in live:
+                # under the partition's lock: a .tmp here is a dead writer's
+                if (path.endswith(".parquet") and path not in live) or path.endswith(".tmp"):
                     self.fs.rm_file(path)
 
     def _put_atomic(self, path: str, data: bytes) -> None:
@@ -464,15 +477,18 @@ class ParquetLake:
                                                                 else self.fs.protocol):
             con.register_filesystem(self.fs)
 
-    def register_views(self, con: duckdb.DuckDBPyConnection) -> list[TableRef]:
-        """Create ``schema.table`` views over every table on a DuckDB connection."""
+    def register_views(self, con: duckdb.DuckDBPyConnection, *,
+                       live: bool = False) -> list[TableRef]:
+        """Create ``schema.table`` views over every table on a DuckDB connection: over the
+        files committed now (a snapshot; call again to see later commits), or ``live`` views
+        that follow every commit (see ``scan_sql``)."""
         self.attach(con)
         committed = self.manifest()
         refs = self.tables(committed)
         for ref in refs:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {ref.schema}")
             con.execute(f"CREATE OR REPLACE VIEW {ref.qualified} AS SELECT * FROM "
-                        f"{self.scan_sql(ref.schema, ref.table, committed)}")
+                        f"{self.scan_sql(ref.schema, ref.table, committed, live=live)}")
         return refs
 
     @contextmanager

@@ -50,9 +50,8 @@ def empty() -> pl.DataFrame:
 
 
 def read(fs, path: str) -> pl.DataFrame:
-    try:
-        with fs.open(path, "rb") as handle:
-            return pl.read_parquet(handle.read())
+    try:  # one whole-object GET: a commit replacing the object cannot land mid-read
+        return pl.read_parquet(fs.cat_file(path))
     except FileNotFoundError:
         return empty()
 
