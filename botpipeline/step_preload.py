@@ -6,8 +6,8 @@ run, event-log and schedule storages: about 500 modules). Without the latter eve
 them again when it opened the instance (1-2 s a step on the shared 2-core machine, most of a
 launched run's overhead over `botpipeline run`).
 
-It also imports the libraries that steps load on first use (numpy, pyarrow, scipy, scikit-learn,
-matplotlib, networkx, ...): the code location defers them so that loading it stays cheap, and
+It also imports the libraries that many steps load on first use (scipy, matplotlib, networkx,
+numpy, pyarrow, ...): the code location defers them so that loading it stays cheap, and
 without this every step process would pay them again where `botpipeline run` pays them once
 (a launched daily run's steps took 2-3x their in-process time).
 
@@ -26,12 +26,13 @@ from botpipeline.definitions import defs
 log = logging.getLogger(__name__)
 
 
-# What step bodies import on first use, heaviest first; a missing optional one is skipped.
+# What many steps import on first use (the null model and correlations: scipy; every figure:
+# matplotlib), plus cheap common ones. Not scikit-learn or skops (~7 s with the torch they pull
+# in, measured): only the model's own steps use them, and a launched run waits for this
+# preload before its first step, so they are paid in those steps instead.
 STEP_LIBRARIES = (
-    "scipy.stats", "scipy.sparse.csgraph", "sklearn.linear_model", "sklearn.ensemble",
-    "sklearn.calibration", "sklearn.metrics", "skops.io", "matplotlib.pyplot", "networkx",
-    "numpy", "pyarrow", "pyarrow.json", "PIL.Image", "requests",
-    "botpipeline.models.bot_classifier", "botpipeline.models.toxicity",
+    "scipy.stats", "scipy.sparse.csgraph", "matplotlib.pyplot", "networkx", "numpy",
+    "pyarrow", "pyarrow.json", "PIL.Image", "requests", "botpipeline.models.toxicity",
 )
 
 
