@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,7 +72,17 @@ def publish_catalog(lake: ParquetLake, database: str | os.PathLike[str],
         # with another configuration (a notebook's read-only connection).
         return CatalogRefresh(False, str(path), reason=f"database busy, views not refreshed: {exc}")
     try:
-        refs = lake.register_views(con, live=True)
+        for attempt in range(3):
+            try:
+                refs = lake.register_views(con, live=True)
+                break
+            except duckdb.Error as exc:
+                # On an object store a commit may replace the manifest while DuckDB reads it
+                # to bind a view: read again; the views are never worth failing a step for.
+                if attempt == 2:
+                    return CatalogRefresh(False, str(path), reason="views not refreshed: "
+                                          + str(exc).splitlines()[0])
+                time.sleep(0.2 * (attempt + 1))
         result = CatalogRefresh(True, str(path), views=[r.qualified for r in refs])
         for name, select in extra_views or []:
             schema = name.split(".", 1)[0]

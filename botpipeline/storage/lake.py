@@ -29,6 +29,7 @@ time, which would break the analysts' contract (any DuckDB opens the database, n
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -235,8 +236,15 @@ class ParquetLake:
         if rows.is_empty():
             raise FileNotFoundError(f"table {name} has no data under {self.url}")
         if not live:
-            files = ", ".join(_sql_text(self._url(f)) for f in rows.sort("partition")["file"])
-            return f"(SELECT * FROM read_parquet([{files}], union_by_name = true))"
+            # Files of one schema are read together, so binding a view opens one file per
+            # schema, not every file (a remote lake pays a request per file opened).
+            parts = []
+            for (schema_id,), group in rows.sort("partition").group_by(
+                    "schema_id", maintain_order=True):
+                files = ", ".join(_sql_text(self._url(f)) for f in group["file"])
+                by_name = "" if schema_id else ", union_by_name = true"
+                parts.append(f"SELECT * FROM read_parquet([{files}]{by_name})")
+            return "(" + " UNION ALL BY NAME ".join(parts) + ")"
         partitioned = rows["partition_column"].drop_nulls().len() > 0
         glob = self._url(f"{schema}/{table}/" + ("*=*/*.parquet" if partitioned else
                                                   "*.parquet"))
@@ -284,8 +292,8 @@ class ParquetLake:
         else:  # an object store shows an object only once its upload is complete
             local = Path(tempfile.mkdtemp(prefix="lake-write-")) / "data.parquet"
         try:
-            rows, verdict = self._write_local(local, f"{schema}.{table}", partition, data,
-                                              con, order_by, evolve)
+            rows, verdict, schema_id = self._write_local(local, f"{schema}.{table}", partition,
+                                                         data, con, order_by, evolve)
             if self.local:
                 os.replace(local, self.root / rel)
             else:
@@ -297,13 +305,14 @@ class ParquetLake:
             if not self.local:
                 shutil.rmtree(local.parent, ignore_errors=True)
         entry = manifest.Entry(f"{schema}.{table}", None if partition is None else
-                               partition_column, partition or "", rel, rows)
+                               partition_column, partition or "", rel, rows, schema_id)
         self._tx.staged[(entry.table_name, entry.partition)] = _Staged(entry, verdict.record)
         return rows
 
     def _write_local(self, path: Path, name: str, partition: str | None,
                      data: pl.DataFrame | str, con: duckdb.DuckDBPyConnection | None,
-                     order_by: str | None, evolve: bool) -> tuple[int, contracts.Verdict]:
+                     order_by: str | None, evolve: bool
+                     ) -> tuple[int, contracts.Verdict, str]:
         own = con is None
         con = con or duckdb.connect(":memory:")
         try:
@@ -330,7 +339,9 @@ class ParquetLake:
             if own:
                 con.close()
         _fsync(path)
-        return rows, verdict
+        final = {name: verdict.casts.get(name, kind) for name, kind in written.items()}
+        schema_id = hashlib.sha256(repr(sorted(final.items())).encode()).hexdigest()[:16]
+        return rows, verdict, schema_id
 
     # -------------------------------------------------------------- contracts
     def _contract_path(self, name: str) -> str:
@@ -471,11 +482,10 @@ class ParquetLake:
     # ---------------------------------------------------------------- reads
     def attach(self, con: duckdb.DuckDBPyConnection) -> None:
         """Let DuckDB open this lake's files (object stores through fsspec)."""
-        if not self.local and not con.filesystem_is_registered(self.fs.protocol[0]
-                                                                if isinstance(self.fs.protocol,
-                                                                              tuple)
-                                                                else self.fs.protocol):
-            con.register_filesystem(self.fs)
+        protocol = self.fs.protocol[0] if isinstance(self.fs.protocol, tuple) \
+            else self.fs.protocol
+        if not self.local and not con.filesystem_is_registered(protocol):
+            con.register_filesystem(_immutable_files(self.fs))
 
     def register_views(self, con: duckdb.DuckDBPyConnection, *,
                        live: bool = False) -> list[TableRef]:
@@ -519,3 +529,39 @@ def _fsync(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_IMMUTABLE: dict[type, type] = {}
+
+
+def _immutable_files(fs):
+    """The object-store filesystem as DuckDB should see a lake: a data file never changes once
+    written (its name is unique), so its size and existence are asked once per process, and a
+    path without wildcards needs no listing. Each request to an object store costs a round
+    trip; a view over many partitions otherwise pays several per file at every query."""
+    base = type(fs)
+    if base not in _IMMUTABLE:
+        class ImmutableFiles(base):
+            _known: dict[str, dict] = {}
+
+            def _immutable(self, path: str) -> bool:
+                return path.endswith(".parquet") and not path.endswith(manifest.MANIFEST)
+
+            def info(self, path, **kwargs):
+                key = self._strip_protocol(path)
+                if not self._immutable(key):
+                    return super().info(path, **kwargs)
+                if key not in self._known:
+                    self._known[key] = super().info(path, **kwargs)
+                return self._known[key]
+
+            def glob(self, path, **kwargs):
+                if not any(c in path for c in "*?[") and self._immutable(path):
+                    self.info(path)  # raises FileNotFoundError as a listing would say none
+                    return [self._strip_protocol(path)]
+                return super().glob(path, **kwargs)
+
+        ImmutableFiles.__name__ = f"Immutable{base.__name__}"
+        _IMMUTABLE[base] = ImmutableFiles
+    return _IMMUTABLE[base](**fs.storage_options)
+

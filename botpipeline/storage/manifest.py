@@ -33,6 +33,7 @@ SCHEMA = {
     "scope": pl.String,            # who committed it (an asset key)
     "committed_at": pl.Float64,    # unix seconds
     "previous_file": pl.String,
+    "schema_id": pl.String,        # digest of the file's columns and types (null: unknown)
 }
 
 
@@ -43,6 +44,7 @@ class Entry:
     partition: str
     file: str
     rows: int
+    schema_id: str | None = None
 
 
 def empty() -> pl.DataFrame:
@@ -51,9 +53,12 @@ def empty() -> pl.DataFrame:
 
 def read(fs, path: str) -> pl.DataFrame:
     try:  # one whole-object GET: a commit replacing the object cannot land mid-read
-        return pl.read_parquet(fs.cat_file(path))
+        frame = pl.read_parquet(fs.cat_file(path))
     except FileNotFoundError:
         return empty()
+    if "schema_id" not in frame.columns:  # a manifest written before schema ids
+        frame = frame.with_columns(pl.lit(None, pl.String).alias("schema_id"))
+    return frame.select(list(SCHEMA))
 
 
 def merge(current: pl.DataFrame, entries: list[Entry], commit_id: str,
@@ -62,7 +67,8 @@ def merge(current: pl.DataFrame, entries: list[Entry], commit_id: str,
     now = time.time()
     new = pl.DataFrame([{"table_name": e.table_name, "partition_column": e.partition_column,
                          "partition": e.partition, "file": e.file, "rows": e.rows,
-                         "commit_id": commit_id, "scope": scope, "committed_at": now}
+                         "commit_id": commit_id, "scope": scope, "committed_at": now,
+                         "schema_id": e.schema_id}
                         for e in entries],
                        schema={k: v for k, v in SCHEMA.items() if k != "previous_file"})
     keys = ["table_name", "partition"]
