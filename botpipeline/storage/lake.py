@@ -100,7 +100,14 @@ class ParquetLake:
 
             # No listings cache: other processes commit to the same prefix, and a stale
             # listing would hide a new manifest or give its old size.
-            self.fs, path = fsspec.core.url_to_fs(text, use_listings_cache=False)
+            options: dict = {"use_listings_cache": False}
+            endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or \
+                os.environ.get("AWS_ENDPOINT_URL")
+            if endpoint and text.startswith(("s3://", "s3a://")):
+                # named, so fsspec's cache of filesystems never hands back one made for
+                # another endpoint (the environment is read only when one is made)
+                options["endpoint_url"] = endpoint
+            self.fs, path = fsspec.core.url_to_fs(text, **options)
             self.url = text.rstrip("/")
             self._path = path.rstrip("/")
             self.local = False
