@@ -80,8 +80,11 @@ def publish_catalog(lake: ParquetLake, database: str | os.PathLike[str],
                 # On an object store a commit may replace the manifest while DuckDB reads it
                 # to bind a view: read again; the views are never worth failing a step for.
                 if attempt == 2:
-                    return CatalogRefresh(False, str(path), reason="views not refreshed: "
-                                          + str(exc).splitlines()[0])
+                    lines = [line for line in str(exc).splitlines() if line.strip()]
+                    said = next((line for line in reversed(lines) if "Error" in line),
+                                lines[-1] if lines else type(exc).__name__)
+                    return CatalogRefresh(False, str(path),
+                                          reason=f"views not refreshed: {said.strip()}")
                 time.sleep(0.2 * (attempt + 1))
         result = CatalogRefresh(True, str(path), views=[r.qualified for r in refs])
         for name, select in extra_views or []:
