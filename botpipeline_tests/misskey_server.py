@@ -819,6 +819,10 @@ class MisskeyTestServer:
                 self._kill()
                 return self._drop(h)
             fault, slow_seconds = self._draw_fault(endpoint)
+            if action == "kill_after":
+                # the kill must land: a fault drawn for this request (a 5xx or a drop before
+                # the work) would end it first, leaving a doomed process alive to finish
+                fault = None
             if action in FAULT_KINDS:  # the hook may also pick a fault for this exact request
                 fault, slow_seconds = action, (self._faults.slow_seconds if self._faults else 0.5)
                 with self._inst.lock:
