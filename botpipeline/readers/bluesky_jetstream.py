@@ -120,18 +120,21 @@ def day_files(day_dir: Path) -> list[Path]:
                   and (p.name.endswith(".jsonl.zst") or p.name.endswith(".jsonl")))
 
 
-def _chunks(path: Path, size: int = 4 << 20):
+CHUNK_BYTES = 4 << 20  # read size of the streamed passes
+
+
+def _chunks(path: Path):
     """The file's decompressed bytes, a few MB at a time (an hour of the whole firehose is
     gigabytes); a truncated or damaged zstd file raises (a stream reader would return the part
     before the damage without a word)."""
     with open(path, "rb") as fh:
         if not path.name.endswith(".zst"):
-            yield from iter(lambda: fh.read(size), b"")
+            yield from iter(lambda: fh.read(CHUNK_BYTES), b"")
             return
         import zstandard
         dctx = zstandard.ZstdDecompressor()
         frame, started = dctx.decompressobj(), False
-        while data := fh.read(size):
+        while data := fh.read(CHUNK_BYTES):
             while data:
                 started = True
                 out = frame.decompress(data)
