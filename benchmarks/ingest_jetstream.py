@@ -13,7 +13,9 @@ contender runs in a fresh process; its wall time and peak resident memory (sampl
 - ``ingest``: ``raw/bluesky_jetstream`` materialized through Dagster (DuckDB parse, every line
   classified, nine tables written to the lake, asset checks);
 - ``coordination``: ``core/posts``, ``core/accounts``, ``raw/engagements`` and
-  ``coordination/behaviour_bins`` materialized for the date, then the near-identical like bins
+  ``coordination/behaviour_bins`` materialized for the date, each in its own process (as
+  Dagster's default executor runs steps; time and peak memory per step), then the
+  near-identical like bins
   (>= 3 accounts, >= 3 posts) compared with the planted co-liking groups (account precision
   and recall, ``transforms/coordination/groups.recovery``).
 """
@@ -24,7 +26,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -91,24 +92,27 @@ def ingest(root: str) -> dict:
             "rows_by_table": meta.get("rows_by_table"), "asset_seconds": meta.get("seconds")}
 
 
-def coordination(root: str, max_set_size: int = 200, only_bins: bool = False) -> dict:
+STEPS = [["core", "posts"], ["core", "accounts"], ["raw", "engagements"],
+         ["coordination", "behaviour_bins"]]
+
+
+def step(root: str, key: list[str], max_set_size: int) -> dict:
+    """One asset of the day, materialized in its own process (as Dagster's default executor
+    runs each step)."""
+    config = {"ops": {"coordination__behaviour_bins": {"config": {
+        "max_set_size": max_set_size}}}} if key == STEPS[-1] else None
+    _materialize(root, [key], config)
+    return {}
+
+
+def score(root: str) -> dict:
+    """The near-identical like bins against the planted co-liking groups."""
     import duckdb
     import polars as pl
 
     from botpipeline.storage.lake import ParquetLake
     from botpipeline.transforms.coordination.groups import recovery
 
-    started = time.perf_counter()
-    steps = {}
-    keys = [["core", "posts"], ["core", "accounts"], ["raw", "engagements"],
-            ["coordination", "behaviour_bins"]]
-    bins_config = {"ops": {"coordination__behaviour_bins": {"config": {
-        "max_set_size": max_set_size}}}}
-    for key in keys[-1:] if only_bins else keys:
-        t = time.perf_counter()
-        _materialize(root, [key], bins_config if key == keys[-1] else None)
-        steps["/".join(key)] = round(time.perf_counter() - t, 1)
-    total = time.perf_counter() - started
     con = duckdb.connect()
     ParquetLake(Path(root) / "lake").register_views(con)
     truth = pl.read_csv(Path(root) / "truth" / "bluesky_jetstream" / DAY.isoformat()
@@ -119,11 +123,24 @@ def coordination(root: str, max_set_size: int = 200, only_bins: bool = False) ->
                     "WHERE action = 'like' AND bin_size >= 3 AND set_size >= 3").pl()
     likes = con.execute("SELECT count(*) FROM raw.engagements WHERE action = 'like'"
                         ).fetchall()[0][0]
-    return {"steps_seconds": steps, "max_set_size": max_set_size, "assets_seconds": round(total, 1),
-            "engagements_like": likes,
+    return {"engagements_like": likes,
             "near_bins": recovery(near, truth.select("actor", "group")),
             "exact_bins_vs_exact_members": recovery(
                 exact, truth.filter(pl.col("exact")).select("actor", "group"))}
+
+
+def coordination(root: str, max_set_size: int = 200, only_bins: bool = False) -> dict:
+    """The coordination assets one step per process; each step's time and peak memory."""
+    steps = {}
+    for key in STEPS[-1:] if only_bins else STEPS:
+        measured = in_child(step, root, key, max_set_size)
+        steps["/".join(key)] = {"seconds": round(measured["seconds"], 1),
+                                "peak_rss_mb": round(measured["peak_rss_mb"]),
+                                "peak_pss_mb": round(measured["peak_pss_mb"])}
+    return {"steps": steps, "max_set_size": max_set_size,
+            "assets_seconds": round(sum(s["seconds"] for s in steps.values()), 1),
+            "peak_rss_mb": max(s["peak_rss_mb"] for s in steps.values()),
+            "recovery": in_child(score, root)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -153,11 +170,11 @@ def main(argv: list[str] | None = None) -> None:
             "ingest_events_per_s": round(i["events"] / i["seconds"]),
             "ratio_to_floor": round(i["seconds"] / f["seconds"], 2),
             "ingest_peak_rss_mb": round(i["peak_rss_mb"]),
+            "ingest_peak_pss_mb": round(i["peak_pss_mb"]),
             "floor_peak_rss_mb": round(f["peak_rss_mb"])}
         print("summary", results["summary"], flush=True)
     if not args.skip_coordination:
-        results["coordination"] = in_child(coordination, str(root), args.max_set_size,
-                                           args.only_bins)
+        results["coordination"] = coordination(str(root), args.max_set_size, args.only_bins)
         print("coordination", json.dumps(results["coordination"], indent=1), flush=True)
     out = root / ("benchmark_bins.json" if args.only_bins else "benchmark.json")
     out.write_text(json.dumps(results, indent=1, default=str))

@@ -27,29 +27,65 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
+def tree_pss(proc: psutil.Process) -> int:
+    """Proportional set size of a process and all its children: pages shared between them
+    (a fork server's preloaded modules) count once."""
+    total = 0
+    for member in [proc, *proc.children(recursive=True)]:
+        try:
+            total += member.memory_full_info().pss
+        except psutil.Error:
+            pass
+    return total
+
+
 def _run(fn, args, queue) -> None:
     started, cpu = time.perf_counter(), _cpu()
+    queue.put({"own_cpu_at_start": cpu})
     result = fn(*args)
     result["seconds"] = time.perf_counter() - started
-    result["cpu_seconds"] = _cpu() - cpu
+    result["cpu_seconds_waited"] = _cpu() - cpu
     queue.put(result)
 
 
 def in_child(fn, *args) -> dict:
-    """``fn(*args)`` (a dict) in a spawned process, plus ``seconds``, ``cpu_seconds`` (its own
-    and its waited-for children's) and ``peak_rss_mb`` sampled every 50 ms over the process
-    tree."""
+    """``fn(*args)`` (a dict) in a spawned process, plus ``seconds``, ``cpu_seconds`` (the
+    process tree's, every descendant included: a grandchild that is never waited for, such as
+    a step worker under a fork server, does not show in ``getrusage``), ``peak_rss_mb`` (the
+    sum of the tree's resident sets: shared pages count once per process) and
+    ``peak_pss_mb`` (shared pages divided among the processes that share them), sampled every
+    50 ms over the process tree."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     proc = ctx.Process(target=_run, args=(fn, args, queue))
     proc.start()
-    watched, peak = psutil.Process(proc.pid), 0
-    while queue.empty() and proc.is_alive():
+    watched, peak, peak_pss, tick = psutil.Process(proc.pid), 0, 0, 0
+    cpu: dict[int, float] = {}
+    baseline = None
+    while proc.is_alive() and (baseline is None or queue.empty()):
+        if baseline is None and not queue.empty():
+            baseline = queue.get()["own_cpu_at_start"]
+        for member in [watched, *watched.children(recursive=True)]:
+            try:
+                times = member.cpu_times()
+                cpu[member.pid] = times.user + times.system
+            except psutil.Error:
+                pass
         peak = max(peak, tree_rss(watched))
+        if tick % 4 == 0:  # reading smaps costs more: every 200 ms
+            peak_pss = max(peak_pss, tree_pss(watched))
+        tick += 1
         time.sleep(0.05)
+    if baseline is None and not queue.empty():
+        baseline = queue.get()["own_cpu_at_start"]
+    if queue.empty():
+        proc.join(5)
     if queue.empty():
         raise RuntimeError(f"{fn.__name__} died with exit code {proc.exitcode}")
     result = queue.get()
     proc.join()
+    result["cpu_seconds"] = max(result["cpu_seconds_waited"],
+                                sum(cpu.values()) - (baseline or 0.0))
     result["peak_rss_mb"] = peak / 2**20
+    result["peak_pss_mb"] = peak_pss / 2**20
     return result
