@@ -47,39 +47,49 @@ def exact_sets_sql(acts: str) -> str:
 
 def near_identical_pairs_sql(acts: str, sets: str, c: BinConfig) -> str:
     """Pairs of distinct sets (set_a < set_b) whose exact Jaccard similarity is at least the
-    threshold, found through MinHash LSH on one representative member per set."""
+    threshold, found through MinHash LSH on one representative member per set.
+
+    Each distinct set gets a dense integer id; its signature is one row of ``num_perm``
+    minima computed in a single aggregate (no set x permutation rows: on a firehose day those
+    were hundreds of millions and ran DuckDB out of memory), and each band's key is a hash of
+    its minima."""
     rows = c.num_perm // c.bands
+    minima = ", ".join(f"min(hash(post_id, {k})) AS h{k}" for k in range(c.num_perm))
+    band_keys = ", ".join("hash(" + ", ".join(f"h{b * rows + r}" for r in range(rows)) + ")"
+                          for b in range(c.bands))
     return f"""
-    WITH distinct_sets AS (
-        SELECT action, set_hash, any_value(set_size) AS set_size, min(actor) AS representative
-        FROM {sets} WHERE set_size >= {int(c.min_set_size)}
-          AND ({int(c.max_set_size)} = 0 OR set_size <= {int(c.max_set_size)})
-        GROUP BY action, set_hash),
-    items AS (
-        SELECT d.action, d.set_hash, a.post_id
+    WITH distinct_sets AS MATERIALIZED (  -- once: its row numbers are the sets' ids
+        SELECT row_number() OVER () AS set_id, *
+        FROM (SELECT action, set_hash, any_value(set_size) AS set_size,
+                     min(actor) AS representative
+              FROM {sets} WHERE set_size >= {int(c.min_set_size)}
+                AND ({int(c.max_set_size)} = 0 OR set_size <= {int(c.max_set_size)})
+              GROUP BY action, set_hash)),
+    items AS MATERIALIZED (
+        SELECT d.set_id, a.post_id
         FROM distinct_sets d JOIN {acts} a ON a.action = d.action AND a.actor = d.representative),
-    signature AS (
-        SELECT i.action, i.set_hash, p.k, min(hash(i.post_id, p.k)) AS h
-        FROM items i CROSS JOIN range({int(c.num_perm)}) p(k) GROUP BY ALL),
+    signature AS (SELECT set_id, {minima} FROM items GROUP BY set_id),
     band_keys AS (
-        SELECT action, set_hash, k // {rows} AS band, hash(list(h ORDER BY k)) AS band_key
-        FROM signature GROUP BY action, set_hash, band),
+        SELECT s.set_id, d.action, unnest(range({int(c.bands)})) AS band,
+               unnest([{band_keys}]) AS band_key
+        FROM signature s JOIN distinct_sets d USING (set_id)),
     candidates AS (
-        SELECT DISTINCT a.action, a.set_hash AS set_a, b.set_hash AS set_b
+        SELECT DISTINCT a.set_id AS id_a, b.set_id AS id_b
         FROM band_keys a JOIN band_keys b
           ON a.action = b.action AND a.band = b.band AND a.band_key = b.band_key
-        WHERE a.set_hash < b.set_hash),
+        WHERE a.set_id < b.set_id),
     shared AS (
-        SELECT c.action, c.set_a, c.set_b, count(*) AS common
+        SELECT c.id_a, c.id_b, count(*) AS common
         FROM candidates c
-        JOIN items x ON x.action = c.action AND x.set_hash = c.set_a
-        JOIN items y ON y.action = c.action AND y.set_hash = c.set_b AND y.post_id = x.post_id
+        JOIN items x ON x.set_id = c.id_a
+        JOIN items y ON y.set_id = c.id_b AND y.post_id = x.post_id
         GROUP BY ALL)
-    SELECT s.action, s.set_a, s.set_b, s.common,
+    SELECT a.action, least(a.set_hash, b.set_hash) AS set_a,
+           greatest(a.set_hash, b.set_hash) AS set_b, s.common,
            s.common / (a.set_size + b.set_size - s.common) AS jaccard
     FROM shared s
-    JOIN distinct_sets a ON a.action = s.action AND a.set_hash = s.set_a
-    JOIN distinct_sets b ON b.action = s.action AND b.set_hash = s.set_b
+    JOIN distinct_sets a ON a.set_id = s.id_a
+    JOIN distinct_sets b ON b.set_id = s.id_b
     WHERE s.common / (a.set_size + b.set_size - s.common) >= {float(c.jaccard_threshold)}"""
 
 
