@@ -26,6 +26,9 @@ CHECK_QUARANTINE = "quarantine_share_below_threshold"
 class TwitterStreamConfig(dg.Config):
     quarantine_warn_share: float = 0.01
     """WARN when more than this share of a day's lines is quarantined."""
+    memory_limit: str = "1GB"
+    """DuckDB memory for writing the day's tables (deduplication spills to disk beyond it;
+    with the parse workers and Dagster's processes the step stays under 2 GB)."""
 
 
 @dg.asset(
@@ -52,7 +55,7 @@ def raw_tweets(context: dg.AssetExecutionContext, config: TwitterStreamConfig,
     keep_unless_cleared(context, warehouse.lake, day_dir, [("raw", "tweets")], key)
     with warehouse.transaction(context) as lake:
         report = ingest_day(day_dir, date.fromisoformat(key), lake,
-                            workers=warehouse.workers, memory_limit=warehouse.memory_limit,
+                            workers=warehouse.workers, memory_limit=config.memory_limit,
                             progress=context.log.info)
     context.log.info(
         f"{key}: {report.rows['tweets']:,} tweets, {report.rows['deletions']:,} deletions, "
