@@ -2,7 +2,7 @@
 
 Input: ``<day_dir>/*.jsonl.zst`` (and ``*.jsonl``): one Jetstream event per line, as the
 recorder (clients/jetstream.py) writes them. Each hour file is read on its own, on one core
-per file (``workers`` files at a time): DuckDB decompresses and parses it (``read_json``, every
+per file (``threads`` files at a time): DuckDB decompresses and parses it (``read_json``, every
 JSON path of a commit in one extraction), classifies each event in SQL and appends the rows to
 per-table staging tables of an on-disk DuckDB database, so memory stays bounded by the files
 in flight whatever the day's size. Beside it, the file's lines are counted in a streamed
