@@ -3,11 +3,11 @@
 Input: ``<day_dir>/*.jsonl.zst`` (and ``*.jsonl``): one Jetstream event per line, as the
 recorder (clients/jetstream.py) writes them. Each hour file is read on its own, on one core
 per file (``threads`` files at a time): DuckDB decompresses and parses it (``read_json``, every
-JSON path of a commit in one extraction), classifies each event in SQL and appends the rows to
-per-table staging tables of an on-disk DuckDB database, so memory stays bounded by the files
-in flight whatever the day's size. Beside it, the file's lines are counted in a streamed
+JSON path of a commit in one extraction), classifies each event in SQL and stages its rows per
+table as a Parquet part, so memory stays bounded by the files in flight whatever the day's
+size. Beside it, the file's lines are counted in a streamed
 decompression (the proof DuckDB read every line; a truncated file is found there). Once every
-file is read, each table is one SQL query over its staging table (the handles of the day's
+file is read, each table is one SQL query over its staged parts (the handles of the day's
 identity events joined in), written to the lake by DuckDB without passing through Python.
 
 Duplicates (the same event twice in the day's files) are found within a file; files whose
@@ -433,6 +433,7 @@ class _Stage:
     def __init__(self, folder: Path, key: str, memory_limit: str, threads: int):
         self.folder, self.key = folder, key
         self.parts = iter(range(1, 1 << 62))
+        self.part_of: dict[str, int] = {}  # file name -> its staged part
         self.con = duckdb.connect(":memory:", config={
             "memory_limit": memory_limit, "threads": threads,
             "temp_directory": str(folder / "spill"), "preserve_insertion_order": False})
@@ -443,17 +444,20 @@ class _Stage:
             glob = _q(str(folder / name / "*.parquet"))
             self.con.execute(f"CREATE VIEW s_{name} AS SELECT * FROM read_parquet({glob})")
 
-    def reset(self) -> None:
-        for part in self.folder.glob("*/*.parquet"):
-            if part.name != "000000.parquet":
+    def forget(self, names: set[str]) -> None:
+        """Drop the staged parts of these files (to read them again, together)."""
+        for number in {self.part_of.pop(name) for name in names if name in self.part_of}:
+            for part in self.folder.glob(f"*/{number:06d}.parquet"):
                 part.unlink()
 
     def add(self, paths: list[Path]) -> None:
         """Classify the files' events and write their staged parts (one cursor: runs beside
         the other workers)."""
+        number = next(self.parts)
+        self.part_of.update((p.name, number) for p in paths)
         cur = self.con.cursor()
         try:
-            self._add(cur, paths, next(self.parts))
+            self._add(cur, paths, number)
         finally:
             cur.close()
 
@@ -534,12 +538,10 @@ def ingest_day(day_dir: str | os.PathLike[str], day: date, lake: ParquetLake, *,
                 if progress:
                     progress(f"files with overlapping event times, read again together to "
                              f"find duplicates across them: {overlapping}")
-                stage.reset()
-                together = {name for group in overlapping for name in group}
+                stage.forget({name for group in overlapping for name in group})
                 by_name = {p.name: p for p in files}
-                read_all([[by_name[n] for n in g] for g in overlapping]
-                         + [[p] for p in files if p.name not in together])
-            _account(stage.con, day_dir, key, files, counts, report)
+                read_all([[by_name[n] for n in g] for g in overlapping])
+            quarantine, file_rows = _account(stage.con, day_dir, files, counts, report)
             if progress:
                 progress(f"parsed and classified {report.lines_read:,} lines of "
                          f"{report.files - report.files_quarantined} files in "
@@ -549,7 +551,7 @@ def ingest_day(day_dir: str | os.PathLike[str], day: date, lake: ParquetLake, *,
                                                 con=stage.con)
                 if progress:
                     progress(f"raw.bluesky_jetstream_{table}: {report.rows[table]:,} rows")
-            _write_accounting(stage.con, lake, key, report)
+            _write_accounting(stage.con, lake, key, quarantine, file_rows, report)
         finally:
             stage.con.close()
     finally:
@@ -558,10 +560,12 @@ def ingest_day(day_dir: str | os.PathLike[str], day: date, lake: ParquetLake, *,
     return report
 
 
-def _account(con: duckdb.DuckDBPyConnection, day_dir: Path, key: str, files: list[Path],
-             counts: dict[str, _FileCount], report: JetstreamReport) -> None:
-    """Check every file's rows against its own line count; quarantine unreadable files and
-    lines; fill the report's counts. Leaves tables ``q`` and ``f`` for the accounting tables."""
+def _account(con: duckdb.DuckDBPyConnection, day_dir: Path, files: list[Path],
+             counts: dict[str, _FileCount], report: JetstreamReport
+             ) -> tuple[list[tuple], list[tuple]]:
+    """Check every file's rows against its own line count; fill the report's counts.
+    Returns the quarantine rows (unreadable files and lines, well-formed lines quarantined for
+    their content) and one row per file."""
     rows = {name: (n, bad) for name, n, bad in con.execute(
         "SELECT source_file, sum(rows), sum(unreadable) FROM s_file_rows GROUP BY 1").fetchall()}
     quarantine, file_rows = [], []
@@ -597,6 +601,12 @@ def _account(con: duckdb.DuckDBPyConnection, day_dir: Path, key: str, files: lis
                        "SELECT source_file, reason, raw FROM s_semantic_quarantine").fetchall()]
     report.outcomes.update(dict(con.execute(
         "SELECT outcome, sum(events)::BIGINT FROM s_event_counts GROUP BY 1").fetchall()))
+    return quarantine, file_rows
+
+
+def _write_accounting(con: duckdb.DuckDBPyConnection, lake: ParquetLake, key: str,
+                      quarantine: list[tuple], file_rows: list[tuple],
+                      report: JetstreamReport) -> None:
     con.execute("CREATE OR REPLACE TEMP TABLE q (collection_date DATE, source_file VARCHAR, "
                 "source_member VARCHAR, line_number BIGINT, scope VARCHAR, reason VARCHAR, "
                 "raw BLOB)")
@@ -609,10 +619,6 @@ def _account(con: duckdb.DuckDBPyConnection, day_dir: Path, key: str, files: lis
     if file_rows:
         con.executemany(f"INSERT INTO f VALUES (DATE '{key}', ?, ?, ?, ?, ?, ?)",
                         file_rows)
-
-
-def _write_accounting(con: duckdb.DuckDBPyConnection, lake: ParquetLake, key: str,
-                      report: JetstreamReport) -> None:
     report.rows["quarantine"] = lake.write("raw", "bluesky_jetstream_quarantine", key,
                                            "SELECT * FROM q", con=con)
     report.rows["files"] = lake.write("raw", "bluesky_jetstream_files", key,
