@@ -9,15 +9,25 @@ import time
 import psutil
 
 
-def tree_rss(proc: psutil.Process) -> int:
-    """Resident memory of a process and all its children."""
-    total = 0
+def _tree_values(proc: psutil.Process, measure) -> dict[int, float]:
+    """``measure(member)`` of a process and each of its children, by pid (one that ends
+    meanwhile is left out)."""
+    values = {}
     for member in [proc, *proc.children(recursive=True)]:
         try:
-            total += member.memory_info().rss
+            values[member.pid] = measure(member)
         except psutil.Error:
             pass
-    return total
+    return values
+
+
+def _tree_sum(proc: psutil.Process, measure) -> float:
+    return sum(_tree_values(proc, measure).values())
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    """Resident memory of a process and all its children."""
+    return _tree_sum(proc, lambda member: member.memory_info().rss)
 
 
 def _cpu() -> float:
@@ -30,13 +40,12 @@ def _cpu() -> float:
 def tree_pss(proc: psutil.Process) -> int:
     """Proportional set size of a process and all its children: pages shared between them
     (a fork server's preloaded modules) count once."""
-    total = 0
-    for member in [proc, *proc.children(recursive=True)]:
-        try:
-            total += member.memory_full_info().pss
-        except psutil.Error:
-            pass
-    return total
+    return _tree_sum(proc, lambda member: member.memory_full_info().pss)
+
+
+def _cpu_seconds(member: psutil.Process) -> float:
+    times = member.cpu_times()
+    return times.user + times.system
 
 
 def _run(fn, args, queue) -> None:
@@ -65,12 +74,7 @@ def in_child(fn, *args) -> dict:
     while proc.is_alive() and (baseline is None or queue.empty()):
         if baseline is None and not queue.empty():
             baseline = queue.get()["own_cpu_at_start"]
-        for member in [watched, *watched.children(recursive=True)]:
-            try:
-                times = member.cpu_times()
-                cpu[member.pid] = times.user + times.system
-            except psutil.Error:
-                pass
+        cpu.update(_tree_values(watched, _cpu_seconds))
         peak = max(peak, tree_rss(watched))
         if tick % 4 == 0:  # reading smaps costs more: every 200 ms
             peak_pss = max(peak_pss, tree_pss(watched))
