@@ -197,6 +197,29 @@ def test_corrupt_bytes_inside_a_bz2_stream(tmp_path):
     assert report.members_damaged == 1 and report.accounting_balanced
 
 
+@pytest.mark.parametrize("tail", [b"", b"\x00" * 64, b"trailing bytes", b"BZh9", "cut"])
+def test_fast_bz2_decoder_agrees_with_the_standard_library(tail):
+    """libbz2-rs refuses what it cannot read whole; those members go through ``bz2`` instead,
+    so the payload, the salvage and the reason never depend on which decoder is installed."""
+    from botpipeline.readers.twitterstream import archives
+
+    streams = bz2.compress(_lines(*[_tweet(i) for i in range(300)])) + bz2.compress(
+        _lines(*[_tweet(i) for i in range(300, 400)]))
+    data = streams[:-30] if tail == "cut" else streams + tail
+    fast = decompress(data, "00.json.bz2")
+    rust, archives._rust = archives._rust, None
+    try:
+        standard = decompress(data, "00.json.bz2")
+    finally:
+        archives._rust = rust
+    assert fast == standard
+    assert (fast.error is None) == (tail in (b"", b"\x00" * 64))
+    assert fast.payload.startswith(_lines(*[_tweet(i) for i in range(300)]))
+    if tail == b"":
+        assert "libbz2-rs" in archives.decompressor()  # the fast decoder is installed and used
+        assert fast.payload == bytes(archives._rust.bzip2.decompress(data))
+
+
 @pytest.mark.parametrize("cut_in", ["data", "header"])
 def test_broken_and_truncated_tar(tmp_path, cut_in):
     day = tmp_path / "2021-01-01"
