@@ -164,12 +164,22 @@ def _message_type() -> pl.Expr:
             .otherwise(pl.lit("bad:unrecognized message (no id_str and no known notice type)")))
 
 
+_IS_TWEET = pl.col("_type") == "tweet"
+
+
+def _where(frame: pl.DataFrame, keep: pl.Expr, *columns: pl.Expr) -> pl.DataFrame:
+    """Select, then filter: the filter copies the few flat columns kept, not the parsed
+    nested structs (filtering first cost a third of the shaping)."""
+    return frame.select(*columns, keep.alias("_keep")).filter(pl.col("_keep")).drop("_keep")
+
+
 def _tweets(frame: pl.DataFrame) -> pl.DataFrame:
     rt, qt, user = pl.col("retweeted_status"), pl.col("quoted_status"), pl.col("user")
     retweeted_id = rt.struct.field("id_str")
     quoted_id = pl.coalesce(pl.col("quoted_status_id_str"), qt.struct.field("id_str"))
     reply_to = pl.col("in_reply_to_status_id_str")
-    return frame.select(
+    return _where(
+        frame, _IS_TWEET,
         pl.col("id_str").alias("tweet_id"),
         pl.col("created_at"),
         user.struct.field("id_str").alias("user_id"),
@@ -202,7 +212,8 @@ def _snapshots(frame: pl.DataFrame) -> pl.DataFrame:
     for role, user in (("author", pl.col("user")),
                        ("retweeted_author", pl.col("retweeted_status").struct.field("user")),
                        ("quoted_author", pl.col("quoted_status").struct.field("user"))):
-        parts.append(frame.select(
+        parts.append(_where(
+            frame, _IS_TWEET & user.struct.field("id_str").is_not_null(),
             user.struct.field("id_str").alias("user_id"),
             user.struct.field("screen_name"), user.struct.field("name"),
             user.struct.field("description"), user.struct.field("location"),
@@ -218,7 +229,7 @@ def _snapshots(frame: pl.DataFrame) -> pl.DataFrame:
             observed_at.alias("observed_at"),
             pl.lit(role).alias("observed_as"),
             pl.col("_line"), pl.col("_m"),
-        ).filter(pl.col("user_id").is_not_null()))
+        ))
     return pl.concat(parts)
 
 
@@ -226,7 +237,8 @@ def _referenced(frame: pl.DataFrame) -> pl.DataFrame:
     parts = []
     for relation, col in (("retweeted", "retweeted_status"), ("quoted", "quoted_status")):
         ref = pl.col(col)
-        parts.append(frame.filter(ref.is_not_null()).select(
+        parts.append(_where(
+            frame, _IS_TWEET & ref.struct.field("id_str").is_not_null(),
             ref.struct.field("id_str").alias("tweet_id"),
             pl.lit(relation).alias("relation"),
             ref.struct.field("created_at").alias("created_at"),
@@ -242,13 +254,14 @@ def _referenced(frame: pl.DataFrame) -> pl.DataFrame:
             pl.col("id_str").alias("seen_in_tweet_id"),
             pl.col("created_at").alias("observed_at"),
             pl.col("_line"), pl.col("_m"),
-        ).filter(pl.col("tweet_id").is_not_null()))
+        ))
     return pl.concat(parts)
 
 
 def _deletions(frame: pl.DataFrame) -> pl.DataFrame:
     status = pl.col("delete").struct.field("status")
-    return frame.select(
+    return _where(
+        frame, pl.col("_type") == "delete",
         status.struct.field("id_str").alias("tweet_id"),
         status.struct.field("user_id_str").alias("user_id"),
         pl.from_epoch(pl.col("delete").struct.field("timestamp_ms").cast(pl.Int64, strict=False),
@@ -552,16 +565,15 @@ def _shape(items: list[MemberInput], frame: pl.DataFrame, bad: list[list], lines
             pl.col("_m").replace_strict(members, return_dtype=pl.String).alias("source_member"),
         ).drop("_m")
 
-    tweets_in = frame.filter(pl.col("_type") == "tweet")
     quarantine = []
     for i, item in enumerate(items):
         bad[i].sort(key=lambda r: (r[0] is None, r[0] or 0))
         quarantine.append(_quarantine_frame(bad[i], item.source_file, item.member))
     return BatchResult(
-        tweets=sourced(_tweets(tweets_in)),
-        deletions=sourced(_deletions(frame.filter(pl.col("_type") == "delete"))),
-        snapshots=sourced(_snapshots(tweets_in)),
-        referenced=sourced(_referenced(tweets_in)),
+        tweets=sourced(_tweets(frame)),
+        deletions=sourced(_deletions(frame)),
+        snapshots=sourced(_snapshots(frame)),
+        referenced=sourced(_referenced(frame)),
         quarantine=pl.concat(quarantine),
         members=[{"lines": lines[i], "blank_lines": blanks[i],
                   "quarantined_lines": len(bad[i]), "message_counts": counts[i]}
