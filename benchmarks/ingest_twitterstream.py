@@ -2,10 +2,14 @@
 
     python benchmarks/ingest_twitterstream.py [--tweets 1000000] [--skip-seed] [--only ...]
 
-Four contenders read the same per-minute ``.json.bz2`` / ``.json.gz`` members of one day:
+Five contenders read the same per-minute ``.json.bz2`` / ``.json.gz`` members of one day:
   floor-1    decompression alone on one core: every member through the project's own
-             decompressors (``archives.decompress``: bz2, ISA-L gzip), output thrown away
-  floor-all  the same on every core (one thread per core; bz2 and ISA-L release the GIL)
+             decompressors (``archives.decompress``: libbz2-rs or bz2, ISA-L gzip), output
+             thrown away
+  floor-all  the same on every core (one thread per core; the decoders release the GIL)
+  floor-parse  decompression and then Arrow's JSON reader with the project's explicit schema
+             (only the fields the tables keep) on every core, output thrown away: what any
+             reader that parses the fields it stores spends before shaping or writing a row
   seed       the Open Assistant scripts' approach: per file, json lines -> pandas DataFrame
              (standardized columns) -> one Parquet file per member
   project    the ``raw/tweets`` asset as a user runs it: ``dagster asset materialize -m
@@ -77,6 +81,34 @@ def run_floor(day_dir: Path, _out: Path, workers: int = 1) -> dict:
                     raw += pending.popleft().result()
             raw += sum(f.result() for f in pending)
     return {"bytes_decompressed": raw, "decompressors": decompressor()}
+
+
+def run_floor_parse(day_dir: Path, _out: Path) -> dict:
+    """Decompression and Arrow's JSON parse of the kept fields, on every core."""
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+
+    from botpipeline.readers.twitterstream.archives import Member, decompress, iter_members
+    from botpipeline.readers.twitterstream.messages import _arrow_parse
+
+    options = _arrow_parse()
+
+    def rows(member: Member) -> int:
+        payload = decompress(member.data, member.member).payload
+        return pa_json.read_json(
+            pa.py_buffer(payload), parse_options=options,
+            read_options=pa_json.ReadOptions(use_threads=False,
+                                             block_size=len(payload) + 1)).num_rows
+
+    parsed = 0
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        pending: deque = deque()
+        for member in (m for m in iter_members(day_dir) if isinstance(m, Member)):
+            pending.append(pool.submit(rows, member))
+            while len(pending) > 4 * (os.cpu_count() or 1):
+                parsed += pending.popleft().result()
+        parsed += sum(f.result() for f in pending)
+    return {"lines_parsed": parsed}
 
 
 SEED_COLUMNS = {  # the standardized columns the seed scripts keep
@@ -162,7 +194,8 @@ def run_project(day_dir: Path, out: Path) -> dict:
 def measure(name: str, day_dir: Path) -> dict:
     """One contender in a fresh process: seconds, CPU and peak RSS of its process tree."""
     fn, args = {"floor-1": (run_floor, (1,)), "floor-all": (run_floor, (os.cpu_count(),)),
-                "seed": (run_seed, ()), "project": (run_project, ())}[name]
+                "floor-parse": (run_floor_parse, ()), "seed": (run_seed, ()),
+                "project": (run_project, ())}[name]
     out = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     try:
         return in_child(fn, day_dir, out, *args)
@@ -193,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-seed", action="store_true",
                         help="leave out the pandas approach (it takes minutes on big days)")
     parser.add_argument("--only", default="",
-                        help="comma-separated contenders to run (floor-1,floor-all,project,seed)")
+                        help="comma-separated contenders to run "
+                             "(floor-1,floor-all,floor-parse,project,seed)")
     args = parser.parse_args(argv)
 
     day_dir, truth = ensure_input(args.tweets, args.seed)
@@ -201,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"input: {size / 1e6:.0f} MB compressed, {truth['tweet_lines']:,} tweet lines, "
           f"{truth['members']} members; {os.cpu_count()} cores")
     results = {}
-    names = ["floor-1", "floor-all", "project"] + ([] if args.skip_seed else ["seed"])
+    names = (["floor-1", "floor-all", "floor-parse", "project"]
+             + ([] if args.skip_seed else ["seed"]))
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
     for name in names:
@@ -216,10 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     if "floor-1" in results:
         print(f"decompressors: {results['floor-1']['decompressors']}; "
               f"{results['floor-1']['bytes_decompressed'] / 1e6:,.0f} MB of JSON")
-    print(f"{'approach':<10} {'seconds':>9} {'CPU s':>8} {'tweets/s':>11} {'peak RSS MB':>12} "
+    print(f"{'approach':<11} {'seconds':>9} {'CPU s':>8} {'tweets/s':>11} {'peak RSS MB':>12} "
           f"{'peak PSS MB':>12}")
     for name, res in results.items():
-        print(f"{name:<10} {res['seconds']:>9.1f} {res['cpu_seconds']:>8.1f} "
+        print(f"{name:<11} {res['seconds']:>9.1f} {res['cpu_seconds']:>8.1f} "
               f"{lines / res['seconds']:>11,.0f} {res['peak_rss_mb']:>12.0f} "
               f"{res['peak_pss_mb']:>12.0f}")
     if "project" not in results:
@@ -240,6 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"project vs floor, all cores:     {wall / results['floor-all']['seconds']:.2f}x "
               f"its time (target <= 1.3x); ingest step alone "
               f"{project['ingest_seconds'] / results['floor-all']['seconds']:.2f}x")
+    if "floor-parse" in results:
+        parse = results["floor-parse"]
+        print(f"project vs decompress + parse:   {wall / parse['seconds']:.2f}x its time "
+              f"(all cores); that floor alone is "
+              f"{parse['seconds'] / results['floor-all']['seconds']:.2f}x decompression"
+              if "floor-all" in results else
+              f"project vs decompress + parse:   {wall / parse['seconds']:.2f}x its time")
     if "floor-1" in results:
         print(f"project vs floor, one core:      {wall / results['floor-1']['seconds']:.2f}x its "
               f"time")
