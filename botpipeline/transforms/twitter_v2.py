@@ -38,16 +38,25 @@ def _referenced(kind: str) -> pl.Expr:
 
 def v2_posts(tweets: list[dict], users: list[dict] | None = None,
              source: str = "twitter_v2") -> pl.DataFrame:
-    frame = pl.DataFrame(tweets, schema=TWEET_SCHEMA, strict=False)
+    """Tweet objects in the core post model; ``author_username`` from the first of ``users``
+    with the author's id."""
     usernames = pl.DataFrame(users or [], schema=USER_SCHEMA, strict=False).select(
         pl.col("id").alias("author_id"), pl.col("username").alias("author_username")
     ).unique("author_id", keep="first")
+    frame = pl.DataFrame(tweets, schema=TWEET_SCHEMA, strict=False)
+    return posts_frame(frame.join(usernames, on="author_id", how="left",
+                                  maintain_order="left"), source)
+
+
+def posts_frame(frame: pl.DataFrame, source: str = "twitter_v2") -> pl.DataFrame:
+    """A frame of tweets (``TWEET_SCHEMA``'s columns, ``author_username`` if known) in the core
+    post model. Row order is kept."""
     metrics = pl.col("public_metrics")
     frame = frame.with_columns(
         _referenced("replied_to").alias("parent_id"),
         _referenced("retweeted").alias("reposted_id"),
         _referenced("quoted").alias("quoted_id"),
-    ).join(usernames, on="author_id", how="left").with_columns(
+    ).with_columns(
         pl.lit("twitter").alias("platform"), pl.col("id").alias("post_id"),
         pl.when(pl.col("reposted_id").is_not_null()).then(pl.lit("repost"))
           .when(pl.col("parent_id").is_not_null()).then(pl.lit("reply"))
@@ -76,6 +85,13 @@ def _epoch_ms_to_iso(user: dict) -> dict:
 def v2_accounts(users: list[dict], observed_at, source: str = "twitter_v2") -> pl.DataFrame:
     frame = pl.DataFrame([_epoch_ms_to_iso(u) for u in users], schema=USER_SCHEMA,
                          strict=False)
+    return accounts_frame(frame, observed_at, source)
+
+
+def accounts_frame(frame: pl.DataFrame, observed_at, source: str = "twitter_v2"
+                   ) -> pl.DataFrame:
+    """A frame of user objects (``USER_SCHEMA``'s columns, ``created_at`` an ISO string) in
+    the core account model. Row order is kept."""
     metrics = pl.col("public_metrics")
     frame = frame.with_columns(
         pl.lit("twitter").alias("platform"), pl.col("id").alias("account_id"),

@@ -9,45 +9,45 @@ suspended resources the API reported) and raw.v2_quarantine (unreadable lines).
 from datetime import date, datetime, time
 
 import dagster as dg
-import polars as pl
 
 from botpipeline.defs.inputs import keep_unless_cleared
 from botpipeline.defs.partitions import daily_partitions
 from botpipeline.defs.resources import Warehouse
-from botpipeline.readers.twitter_v2 import read_day
+from botpipeline.readers.twitter_v2.ingest import ingest_v2_day
 
 SOURCE = "twitter_v2"
 
 
+class TwitterV2Config(dg.Config):
+    memory_limit: str = "1GB"
+    """DuckDB memory for writing the day's tables (deduplication spills to disk beyond it)."""
+
+
 @dg.asset(key=["raw", "twitter_v2"], group_name="raw", partitions_def=daily_partitions,
-          kinds={"duckdb", "parquet", "polars"}, description=__doc__)
-def raw_twitter_v2(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+          pool="ingest", kinds={"duckdb", "parquet", "polars"}, description=__doc__)
+def raw_twitter_v2(context: dg.AssetExecutionContext, config: TwitterV2Config,
+                   warehouse: Warehouse) -> dg.MaterializeResult:
     key = context.partition_key
     day = warehouse.incoming(SOURCE) / key
     observed = datetime.combine(date.fromisoformat(key), time())
     keep_unless_cleared(context, warehouse.lake, day,
                         [("raw", "v2_tweets"), ("raw", "v2_users")], key)
-    batch = read_day(day, observed) if day.is_dir() else read_day(day / "-none-", observed)
-    stamp = pl.lit(date.fromisoformat(key)).alias("collection_date")
     with warehouse.transaction(context) as lake:
-        rows = {
-            "v2_tweets": lake.write("raw", "v2_tweets", key, batch.posts.with_columns(stamp)
-                                    .unique(["post_id", "included"], keep="first", maintain_order=True),
-                                    order_by="post_id"),
-            "v2_users": lake.write("raw", "v2_users", key, batch.users.with_columns(stamp)
-                                   .unique("account_id", keep="last", maintain_order=True),
-                                   order_by="account_id"),
-            "v2_api_errors": lake.write("raw", "v2_api_errors", key,
-                                        batch.errors.with_columns(stamp)),
-            "v2_quarantine": lake.write("raw", "v2_quarantine", key,
-                                        batch.quarantine.with_columns(stamp)),
-        }
+        report = ingest_v2_day(day, date.fromisoformat(key), lake, observed_at=observed,
+                               workers=warehouse.workers, memory_limit=config.memory_limit,
+                               progress=context.log.info)
     warehouse.refresh_catalog(context.log)
-    accounted = batch.lines - batch.quarantine.filter(pl.col("line_number").is_not_null()).height
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": rows["v2_tweets"],
-        "rows_by_table": {f"raw.{t}": n for t, n in rows.items()},
-        "lines_read": batch.lines, "blank_lines": batch.blank_lines,
-        "lines_parsed": accounted, "quarantined_lines": batch.quarantine.height,
-        "included_tweets": int(batch.posts["included"].sum() or 0),
-    })
+    metadata = {
+        "dagster/row_count": report.rows["v2_tweets"],
+        "rows_by_table": {f"raw.{t}": n for t, n in report.rows.items()},
+        "files": report.files,
+        "lines_read": report.lines, "blank_lines": report.blank_lines,
+        "lines_parsed": report.lines_parsed, "quarantined_lines": report.quarantined_lines,
+        "included_tweets": report.included_tweets,
+        "megabytes_read": round(report.bytes_read / 1e6, 1),
+        "seconds": round(report.seconds, 2),
+        "parse_cpu_seconds": round(report.parse_cpu_seconds, 2),
+    }
+    if report.damaged_files:
+        metadata["damaged_files"] = report.damaged_files
+    return dg.MaterializeResult(metadata=metadata)
