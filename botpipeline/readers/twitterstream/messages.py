@@ -1,6 +1,6 @@
 """Parse one decompressed member of v1.1 stream messages into normalized frames.
 
-The fast path hands a batch of clean members to Arrow's JSON reader in one call, with an
+The fast path hands each clean member of a batch to Arrow's JSON reader (``arrow_json``), with an
 explicit schema of only the fields we keep (the rest is skipped, not built; no Python runs per
 line and the GIL is released), then shapes the frames with polars expressions. Arrow is strict:
 a member it refuses (invalid UTF-8, a blank line, a value of another type, invalid JSON) takes
@@ -23,10 +23,10 @@ import orjson
 import polars as pl
 
 from botpipeline.lazy import lazy
+from botpipeline.readers.arrow_json import NotFast, line_count, parse_options, read_lines
 
 np = lazy("numpy")
 pa = lazy("pyarrow")
-pa_json = lazy("pyarrow.json")
 
 # ------------------------------------------------------------------------------ input schema
 _USER = pl.Struct({
@@ -90,23 +90,12 @@ _READ_SQL = ("SELECT * FROM read_json(?, format = 'newline_delimited', columns =
              + _COLUMNS + ")")
 
 
-def _arrow_type(dtype: pl.DataType) -> pa.DataType:
-    if isinstance(dtype, pl.Struct):
-        return pa.struct([(f.name, _arrow_type(f.dtype)) for f in dtype.fields])
-    if isinstance(dtype, pl.List):
-        return pa.list_(_arrow_type(dtype.inner))
-    return {pl.String: pa.string(), pl.Int64: pa.int64(), pl.Boolean: pa.bool_()}[
-        dtype.base_type()]
-
-
 # Arrow's JSON reader: only the schema's fields are built, the rest is skipped; a notice's
 # payload becomes an empty struct (present or null), whatever its keys. Built on first use
 # (pyarrow loads with the first archive read, not with the code location).
 @functools.cache
 def _arrow_parse():
-    schema = pa.schema([(name, _arrow_type(dtype)) for name, dtype in SCHEMA.items()]
-                       + [(name, pa.struct([])) for name in NOTICE_TYPES[1:]])
-    return pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    return parse_options({**SCHEMA, **{name: pl.Struct({}) for name in NOTICE_TYPES[1:]}})
 
 
 class ParseError(ValueError):
@@ -371,10 +360,6 @@ def _parse_lines(payload: bytes, incomplete_tail: bool
     return frame, bad, blank
 
 
-def _line_count(payload: bytes) -> int:
-    return payload.count(b"\n") + (0 if payload.endswith(b"\n") or not payload else 1)
-
-
 @dataclass
 class MemberInput:
     payload: bytes
@@ -406,7 +391,7 @@ def _one_member(item: MemberInput) -> tuple[pl.DataFrame, list, int, int]:
     if frame is None:
         frame, bad, blank = _parse_lines(item.payload, incomplete_tail=item.damaged)
         return frame, bad, frame.height + len(bad), blank
-    blank = _line_count(item.payload) - frame.height
+    blank = line_count(item.payload) - frame.height
     numbers = (_nonblank_lines(item.payload)[0] if blank
                else range(1, frame.height + 1))
     return (frame.with_columns(pl.Series("_line", numbers, dtype=pl.Int64)), [],
@@ -416,10 +401,6 @@ def _one_member(item: MemberInput) -> tuple[pl.DataFrame, list, int, int]:
 def parse_members(items: list[MemberInput]) -> BatchResult:
     """Split the lines of several members into tweets, notices and quarantined lines."""
     return _shape(items, *_build_frame(items))
-
-
-class _NotFast(Exception):
-    """Arrow's reader cannot take these members as they are."""
 
 
 def _build_frame(items: list[MemberInput]) -> tuple[pl.DataFrame, list[list], list[int],
@@ -433,11 +414,11 @@ def _build_frame(items: list[MemberInput]) -> tuple[pl.DataFrame, list[list], li
     parts = []
     try:
         parts.append(_arrow_frame(items, clean, lines))
-    except _NotFast:
+    except NotFast:
         for i in clean:
             try:
                 parts.append(_arrow_frame(items, [i], lines))
-            except _NotFast:
+            except NotFast:
                 rest.append(i)
     if rest:
         rest.sort()
@@ -450,49 +431,20 @@ def _build_frame(items: list[MemberInput]) -> tuple[pl.DataFrame, list[list], li
     return pl.concat(parts, how="diagonal_relaxed"), bad, lines, blanks
 
 
-def _valid_utf8(payload: bytes) -> bool:
-    """Whether the bytes are UTF-8, checked by Arrow's SIMD validator (10x ``bytes.decode``)
-    without copying them."""
-    offsets = pa.py_buffer(np.array([0, len(payload)], dtype=np.int64))
-    try:
-        pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(payload)]
-                              ).validate(full=True)
-    except pa.ArrowInvalid:
-        return False
-    return True
-
-
 def _arrow_frame(items: list[MemberInput], chosen: list[int], lines: list[int]) -> pl.DataFrame:
-    """Several clean members in one pass of Arrow's JSON reader (no Python per line).
+    """Several clean members through Arrow's JSON reader, one call each (no Python per line).
 
-    Raises ``_NotFast`` when a member is not valid UTF-8, holds blank lines (their numbers would
+    Raises ``NotFast`` when a member is not valid UTF-8, holds blank lines (their numbers would
     be lost) or anything the explicit schema does not take (a value of another type, a
     duplicate key, invalid JSON); those members take the exact path."""
     if not chosen:
         return _empty_frame()
-    counts, tables = [], []
-    for i in chosen:
-        payload = items[i].payload
-        if not _valid_utf8(payload):  # Arrow does not check the bytes of skipped fields
-            raise _NotFast
-        if payload and not payload.endswith(b"\n"):
-            payload += b"\n"
-        counts.append(_line_count(payload))
-        try:
-            tables.append(pa_json.read_json(
-                pa.py_buffer(payload),
-                read_options=pa_json.ReadOptions(use_threads=False,
-                                                 block_size=max(len(payload) + 1, 1 << 20)),
-                parse_options=_arrow_parse()))
-        except (pa.ArrowException, ValueError) as exc:
-            raise _NotFast from exc
-    table = pa.concat_tables(tables)
+    tables = [read_lines(items[i].payload, _arrow_parse()) for i in chosen]
+    counts = [t.num_rows for t in tables]
     total = sum(counts)
-    if table.num_rows != total:  # blank lines were skipped: line numbers unknown
-        raise _NotFast
     owners = np.repeat(np.asarray(chosen, dtype=np.int64), counts)
     starts = np.repeat(np.cumsum([0, *counts[:-1]], dtype=np.int64), counts)
-    frame = pl.from_arrow(table).with_columns(
+    frame = pl.from_arrow(pa.concat_tables(tables)).with_columns(
         [pl.when(pl.col(n).is_not_null()).then(pl.lit("{}")).alias(n) for n in NOTICE_TYPES[1:]]
         + [pl.Series("_line", np.arange(1, total + 1, dtype=np.int64) - starts),
            pl.Series("_m", owners)])
@@ -511,7 +463,7 @@ def _exact_frame(items: list[MemberInput]) -> tuple[pl.DataFrame, list[list], li
     """The DuckDB path for a whole batch: clean members in one query, the rest one by one."""
     bad: list[list] = [[] for _ in items]
     lines, blanks = [0] * len(items), [0] * len(items)
-    expected = [_line_count(item.payload) for item in items]
+    expected = [line_count(item.payload) for item in items]
     clean = [i for i, item in enumerate(items) if not item.damaged]
     together, alone = None, [i for i, item in enumerate(items) if item.damaged]
     try:
