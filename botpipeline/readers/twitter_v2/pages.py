@@ -68,8 +68,14 @@ class Parsed:
     blank_lines: int
 
 
+SPLIT_BELOW = 64 << 10  # a refused block smaller than this goes the exact way whole
+
+
 def parse_block(data: bytes, first_line: int, observed_at=None) -> Parsed:
-    """The rows of a block of whole lines that starts at line ``first_line``."""
+    """The rows of a block of whole lines that starts at line ``first_line``.
+
+    A block Arrow refuses is split in two at a line boundary and each half tried again, so a
+    bad line costs the exact path only a small piece around it, not the whole block."""
     for stream_pages in (False, True):
         try:
             table = read_lines(data, _options(stream_pages))
@@ -81,7 +87,12 @@ def parse_block(data: bytes, first_line: int, observed_at=None) -> Parsed:
             frame = frame.with_columns(
                 pl.when(pl.col("data").is_not_null()).then(pl.concat_list("data")).alias("data"))
         return _fast(frame, data, first_line, observed_at)
-    return _exact(_numbered(data, first_line), observed_at, line_count(data))
+    middle = data.find(b"\n", len(data) // 2) + 1
+    if len(data) < SPLIT_BELOW or not 0 < middle < len(data):
+        return _exact(_numbered(data, first_line), observed_at, line_count(data))
+    head = parse_block(data[:middle], first_line, observed_at)
+    tail = parse_block(data[middle:], first_line + data.count(b"\n", 0, middle), observed_at)
+    return _merge(head, tail)
 
 
 def _numbered(data: bytes, first_line: int) -> list[tuple[int, bytes]]:
@@ -144,7 +155,7 @@ def _fast(frame: pl.DataFrame, data: bytes, first_line: int, observed_at) -> Par
         wanted = set(unsure["_line"].to_list())
         rest = _exact([(n, line) for n, line in _numbered(data, first_line) if n in wanted],
                       observed_at, len(wanted))
-        parsed = _merge(parsed, rest)
+        parsed = _merge(parsed, rest, counted=False)
     return parsed
 
 
@@ -186,10 +197,12 @@ def _accounts(frame: pl.DataFrame, observed_at) -> pl.DataFrame:
                      how="horizontal")
 
 
-def _merge(a: Parsed, b: Parsed) -> Parsed:
+def _merge(a: Parsed, b: Parsed, counted: bool = True) -> Parsed:
+    """Rows of both; lines of both unless ``b`` holds lines ``a`` already counted."""
     return Parsed(pl.concat([a.tweets, b.tweets]), pl.concat([a.users, b.users]),
                   pl.concat([a.errors, b.errors]), pl.concat([a.quarantine, b.quarantine]),
-                  a.lines, a.blank_lines)
+                  a.lines + (b.lines if counted else 0),
+                  a.blank_lines + (b.blank_lines if counted else 0))
 
 
 def empty() -> Parsed:
