@@ -175,3 +175,27 @@ def test_hostile_day_in_small_blocks_on_any_number_of_workers(real_data, tmp_pat
     kept = tweets.filter(pl.col("post_id").is_in(flat_ids) & ~pl.col("included"))
     assert set(kept["source_file"]) == {"a.jsonl"}
     assert kept["author_username"].null_count() == 0
+
+
+def test_generated_day_matches_its_truth(tmp_path):
+    """The generated twarc2 day (stream and search files, bad lines, blank lines) comes out
+    with exactly the generator's tweets, included tweets, users, API errors and lines."""
+    from datetime import date
+
+    from botpipeline.readers.twitter_v2.ingest import ingest_v2_day
+    from botpipeline.samples.twitter_v2 import generate
+    from botpipeline.storage.lake import ParquetLake
+
+    truth = generate(tmp_path, "2021-04-08", tweets=3000, seed=2, files=4)
+    lake = ParquetLake(tmp_path / "lake")
+    report = ingest_v2_day(tmp_path / "incoming" / "twitter_v2" / "2021-04-08",
+                           date(2021, 4, 8), lake, workers=2, block_bytes=1 << 20)
+    tables = _v2_tables(lake)
+    tweets = tables["v2_tweets"]
+    assert tweets.filter(~pl.col("included")).height == truth["tweets"]
+    assert tweets.filter(pl.col("included")).height == truth["included_tweets"]
+    assert tables["v2_users"].height == truth["users"]
+    assert tables["v2_api_errors"].height == truth["api_errors"]
+    assert (report.lines, report.blank_lines, report.quarantined_lines) == \
+        (truth["lines"], truth["blank_lines"], truth["bad_lines"])
+    assert tweets["author_username"].null_count() == 0
