@@ -72,7 +72,7 @@ def posts_frame(frame: pl.DataFrame, source: str = "twitter_v2") -> pl.DataFrame
     return conform(frame, POST_COLUMNS)
 
 
-def _epoch_ms_to_iso(user: dict) -> dict:
+def epoch_ms_to_iso(user: dict) -> dict:
     """Some exports (TwiBot-22) write ``created_at`` as epoch milliseconds."""
     value = user.get("created_at")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -83,7 +83,7 @@ def _epoch_ms_to_iso(user: dict) -> dict:
 
 
 def v2_accounts(users: list[dict], observed_at, source: str = "twitter_v2") -> pl.DataFrame:
-    frame = pl.DataFrame([_epoch_ms_to_iso(u) for u in users], schema=USER_SCHEMA,
+    frame = pl.DataFrame([epoch_ms_to_iso(u) for u in users], schema=USER_SCHEMA,
                          strict=False)
     return accounts_frame(frame, observed_at, source)
 

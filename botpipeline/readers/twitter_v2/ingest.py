@@ -33,9 +33,6 @@ from botpipeline.storage.lake import ParquetLake
 
 log = logging.getLogger(__name__)
 
-TABLES = ("v2_tweets", "v2_users", "v2_api_errors", "v2_quarantine")
-
-
 @dataclass
 class V2Report:
     collection_date: str
@@ -100,8 +97,14 @@ def ingest_v2_day(day_dir: Path, collection_date: date, lake: ParquetLake, *,
     staging = lake.scratch_dir(f"v2-{key}-")
     numbers = iter(range(1, 1 << 62))
     pending: deque[Future] = deque()
+    blocks = 0
 
     def collect(summary: _Summary) -> None:
+        nonlocal blocks
+        blocks += 1
+        if blocks % 32 == 0:  # about every 256 MB: progress inside a big file too
+            say(f"{key}: {report.lines:,} lines parsed, "
+                f"{report.bytes_read / 1e6:,.0f} MB read")
         report.lines += summary.lines
         report.blank_lines += summary.blank_lines
         report.quarantined_lines += summary.quarantined
@@ -131,9 +134,7 @@ def ingest_v2_day(day_dir: Path, collection_date: date, lake: ParquetLake, *,
                 collect(pending.popleft().result())
         say(f"{key}: parsed {report.lines:,} lines from {report.files} files; writing tables")
         _write_tables(lake, staging, report, key, memory_limit)
-    finally:
-        for future in pending:
-            future.cancel()
+    finally:  # the pool has finished every block by now, failed or not
         shutil.rmtree(staging, ignore_errors=True)
     report.seconds = time.perf_counter() - started
     say(f"{key}: ingested {report.bytes_read / 1e6:,.0f} MB of twarc2 JSON in "

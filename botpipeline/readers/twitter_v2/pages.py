@@ -27,7 +27,7 @@ import orjson
 import polars as pl
 
 from botpipeline.readers.arrow_json import NotFast, line_count, parse_options, read_lines
-from botpipeline.transforms.twitter_v2 import (TWEET_SCHEMA, USER_SCHEMA, _epoch_ms_to_iso,
+from botpipeline.transforms.twitter_v2 import (TWEET_SCHEMA, USER_SCHEMA, epoch_ms_to_iso,
                                                accounts_frame, posts_frame)
 
 ERROR_SCHEMA = {"resource_id": pl.String, "resource_type": pl.String, "title": pl.String,
@@ -275,7 +275,7 @@ def _exact(lines: list[tuple[int, bytes]], observed_at, total_lines: int) -> Par
                         "raw": line})
     tweet_frame = pl.DataFrame(tweets, schema={**TWEET_SCHEMA, "included": pl.Boolean,
                                                **_PLACE}, strict=False)
-    user_frame = pl.DataFrame([_epoch_ms_to_iso(u) for u in users],
+    user_frame = pl.DataFrame([epoch_ms_to_iso(u) for u in users],
                               schema={**USER_SCHEMA, **_PLACE}, strict=False)
     return Parsed(
         tweets=_posts(tweet_frame), users=_accounts(user_frame, observed_at),
