@@ -24,7 +24,7 @@ class TwitterV2Config(dg.Config):
 
 
 @dg.asset(key=["raw", "twitter_v2"], group_name="raw", partitions_def=daily_partitions,
-          kinds={"duckdb", "parquet", "polars"}, description=__doc__)
+          pool="ingest", kinds={"duckdb", "parquet", "polars"}, description=__doc__)
 def raw_twitter_v2(context: dg.AssetExecutionContext, config: TwitterV2Config,
                    warehouse: Warehouse) -> dg.MaterializeResult:
     key = context.partition_key
