@@ -26,6 +26,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from botpipeline.readers.staged_parts import parts_glob, write_part
 from botpipeline.readers.twitter_v2.files import (BLOCK_BYTES, Block, FileDamage, day_files,
                                                   read_blocks)
 from botpipeline.readers.twitter_v2.pages import QUARANTINE_SCHEMA, empty, parse_block
@@ -71,15 +72,9 @@ def _stage_block(block: Block, number: int, staging: Path, file_index: int,
     for name, frame in (("tweets", parsed.tweets), ("users", parsed.users),
                         ("errors", parsed.errors), ("quarantine", parsed.quarantine)):
         if frame.height:
-            _write_part(staging, name, number, frame.with_columns(source))
+            write_part(staging, name, number, frame.with_columns(source))
     return _Summary(parsed.lines, parsed.blank_lines, parsed.quarantine.height,
                     int(parsed.tweets["included"].sum() or 0), time.thread_time() - started)
-
-
-def _write_part(staging: Path, name: str, number: int, frame: pl.DataFrame) -> None:
-    folder = staging / name
-    folder.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(folder / f"part-{number:06d}.parquet", compression="uncompressed")
 
 
 def ingest_v2_day(day_dir: Path, collection_date: date, lake: ParquetLake, *,
@@ -152,7 +147,7 @@ def _stage_damage(staging: Path, number: int, file_index: int, damage: FileDamag
     frame = pl.DataFrame(rows, schema=QUARANTINE_SCHEMA).with_columns(
         pl.lit(file_index, pl.Int64).alias("_f"),
         pl.lit(damage.source_file).alias("source_file"))
-    _write_part(staging, "quarantine", number, frame)
+    write_part(staging, "quarantine", number, frame)
 
 
 # One SELECT per table over the staged parts ({src}; {users} for the usernames); {d}: the date.
@@ -204,9 +199,9 @@ def _write_tables(lake: ParquetLake, staging: Path, report: V2Report, key: str,
     try:
         sources = {}
         for table, staged in _STAGED.items():
-            folder = staging / staged
-            if any(folder.glob("*.parquet")):
-                sources[table] = f"read_parquet('{folder / '*.parquet'}', union_by_name = true)"
+            glob = parts_glob(staging, staged)
+            if glob:
+                sources[table] = f"read_parquet('{glob}', union_by_name = true)"
             else:  # nothing staged: the same columns, no rows
                 con.register(f"_empty_{table}", _empty(table))
                 sources[table] = f"_empty_{table}"

@@ -25,6 +25,7 @@ import polars as pl
 
 from botpipeline.readers.twitterstream.archives import (Member, Problem, Skipped, decompress,
                                                         iter_members)
+from botpipeline.readers.staged_parts import parts_glob, write_part
 from botpipeline.readers.twitterstream.messages import (QUARANTINE_SCHEMA, MemberInput,
                                                         parse_members)
 from botpipeline.storage.lake import ParquetLake
@@ -121,16 +122,10 @@ def process_batch(members: list[Member], staging: str, batch_no: int) -> BatchSu
                         ("snapshots", batch.snapshots), ("referenced", batch.referenced),
                         ("quarantine", pl.concat([batch.quarantine, *problems]))):
         if frame.height:
-            _write_part(staging_dir, name, batch_no, frame)
+            write_part(staging_dir, name, batch_no, frame)
     summary.decompress_cpu = decompressed - started
     summary.parse_cpu = time.thread_time() - decompressed
     return summary
-
-
-def _write_part(staging: Path, name: str, number: int, frame: pl.DataFrame) -> None:
-    folder = staging / name
-    folder.mkdir(parents=True, exist_ok=True)
-    frame.write_parquet(folder / f"part-{number:06d}.parquet", compression="uncompressed")
 
 
 class _Batches:
@@ -225,9 +220,9 @@ def ingest_day(day_dir: Path, collection_date: date, lake: ParquetLake, *,
             collect(pending.popleft().result())
     report.files = len(files)
     if problems:
-        _write_part(staging, "quarantine", 0, pl.concat(problems))
+        write_part(staging, "quarantine", 0, pl.concat(problems))
     if members_rows:
-        _write_part(staging, "members", 0, pl.DataFrame(members_rows, infer_schema_length=None))
+        write_part(staging, "members", 0, pl.DataFrame(members_rows, infer_schema_length=None))
 
     say(f"{key}: parsed {report.lines_read:,} lines from {report.members} members; "
         f"writing tables")
@@ -345,11 +340,6 @@ _EMPTY = {
 }
 
 
-def _staged(staging: Path, name: str) -> str | None:
-    folder = staging / name
-    return str(folder / "*.parquet") if any(folder.glob("*.parquet")) else None
-
-
 def _write_tables(lake: ParquetLake, staging: Path, report: IngestReport, key: str,
                   memory_limit: str) -> None:
     con = duckdb.connect(":memory:", config={"memory_limit": memory_limit,
@@ -357,7 +347,7 @@ def _write_tables(lake: ParquetLake, staging: Path, report: IngestReport, key: s
                                              "preserve_insertion_order": False})
     try:
         for table, sql in _TABLE_SQL.items():
-            glob = _staged(staging, _STAGED_FOR[table])
+            glob = parts_glob(staging, _STAGED_FOR[table])
             if glob:
                 src = f"read_parquet('{glob}', union_by_name = true)"
                 select = sql.format(d=key, src=src, **_TIMES)
