@@ -27,15 +27,13 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
-from measure import in_child
+from measure import in_child_with_scratch, materialize_day
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("BOTPIPELINE_BENCH_CACHE",
@@ -128,20 +126,7 @@ def run_before(day_dir: Path, out: Path) -> dict:
 
 def run_project(day_dir: Path, out: Path) -> dict:
     """The raw/twitter_v2 asset through Dagster's CLI; Dagster is imported only afterwards."""
-    incoming = out / "data" / "incoming" / "twitter_v2" / DAY
-    incoming.mkdir(parents=True)
-    for path in day_dir.iterdir():
-        (incoming / path.name).symlink_to(path)
-    home = out / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "botpipeline" / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "BOTPIPELINE_DATA_DIR": str(out / "data")}
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize",
-         "-m", "botpipeline.definitions", "--select", "raw/twitter_v2", "--partition", DAY],
-        cwd=REPO, env=env, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"dagster asset materialize failed:\n{done.stderr[-4000:]}")
+    home = materialize_day(out, "twitter_v2", day_dir, DAY, "raw/twitter_v2")
     import dagster as dg
     import duckdb
 
@@ -164,11 +149,7 @@ def measure(name: str, day_dir: Path) -> dict:
     fn, args = {"floor-1": (run_floor, (1,)), "floor-all": (run_floor, (os.cpu_count(),)),
                 "floor-parse": (run_floor_parse, ()), "before": (run_before, ()),
                 "project": (run_project, ())}[name]
-    out = Path(tempfile.mkdtemp(prefix=f"bench-v2-{name}-"))
-    try:
-        return in_child(fn, day_dir, out, *args)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    return in_child_with_scratch(f"bench-v2-{name}-", fn, day_dir, *args)
 
 
 def ensure_input(tweets: int, seed: int) -> tuple[Path, dict]:

@@ -34,17 +34,15 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
-from measure import in_child
+from measure import in_child_with_scratch, materialize_day
 
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("BOTPIPELINE_BENCH_CACHE",
@@ -155,21 +153,7 @@ def run_project(day_dir: Path, out: Path) -> dict:
 
     Dagster is imported here only once the command is done: the measured process tree is the
     user's command (this process is a bare interpreter beside it)."""
-    incoming = out / "data" / "incoming" / "twitterstream" / DAY.isoformat()
-    incoming.mkdir(parents=True)
-    for path in day_dir.iterdir():  # links: the input stays in the cache
-        (incoming / path.name).symlink_to(path)
-    home = out / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "botpipeline" / "dagster.yaml", home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "BOTPIPELINE_DATA_DIR": str(out / "data")}
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize",
-         "-m", "botpipeline.definitions", "--select", "raw/tweets",
-         "--partition", DAY.isoformat()],
-        cwd=REPO, env=env, capture_output=True, text=True)
-    if done.returncode:
-        raise RuntimeError(f"dagster asset materialize failed:\n{done.stderr[-4000:]}")
+    home = materialize_day(out, "twitterstream", day_dir, DAY.isoformat(), "raw/tweets")
     import dagster as dg
 
     os.environ["DAGSTER_HOME"] = str(home)
@@ -197,11 +181,7 @@ def measure(name: str, day_dir: Path) -> dict:
     fn, args = {"floor-1": (run_floor, (1,)), "floor-all": (run_floor, (os.cpu_count(),)),
                 "floor-parse": (run_floor_parse, ()), "seed": (run_seed, ()),
                 "project": (run_project, ())}[name]
-    out = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-    try:
-        return in_child(fn, day_dir, out, *args)
-    finally:
-        shutil.rmtree(out, ignore_errors=True)
+    return in_child_with_scratch(f"bench-{name}-", fn, day_dir, *args)
 
 
 def ensure_input(tweets: int, seed: int) -> tuple[Path, dict]:

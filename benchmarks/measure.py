@@ -93,3 +93,46 @@ def in_child(fn, *args) -> dict:
     result["peak_rss_mb"] = peak / 2**20
     result["peak_pss_mb"] = peak_pss / 2**20
     return result
+
+
+def in_child_with_scratch(prefix: str, fn, day_dir, *args) -> dict:
+    """``in_child(fn, day_dir, scratch, *args)`` with a fresh scratch folder, removed after."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    scratch = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        return in_child(fn, day_dir, scratch, *args)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def materialize_day(out, source: str, day_dir, partition: str, select: str):
+    """A user's ``dagster asset materialize`` of one partition (default executor), on a fresh
+    DAGSTER_HOME with the project's dagster.yaml and a data dir under ``out`` whose
+    ``incoming/<source>/<partition>`` links to the cached day; returns the DAGSTER_HOME.
+    Dagster is not imported here: the measured process tree is the user's command."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    incoming = Path(out) / "data" / "incoming" / source / partition
+    incoming.mkdir(parents=True)
+    for path in Path(day_dir).iterdir():  # links: the input stays in the cache
+        (incoming / path.name).symlink_to(path)
+    home = Path(out) / "dagster_home"
+    home.mkdir()
+    shutil.copy(repo / "botpipeline" / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home),
+           "BOTPIPELINE_DATA_DIR": str(Path(out) / "data")}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize",
+         "-m", "botpipeline.definitions", "--select", select, "--partition", partition],
+        cwd=repo, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"dagster asset materialize failed:\n{done.stderr[-4000:]}")
+    return home
